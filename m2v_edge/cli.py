@@ -1,0 +1,51 @@
+"""The `m2v-edge` command: argument parsing and error reporting only.
+
+Each command group lives in `m2v_edge.commands.<group>` and exposes `register(subparsers)`; the handlers
+call the library. Here, user errors (`M2VEdgeError`, bad files) become one line on stderr and exit code 2;
+the traceback is shown only with `--verbose`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from m2v_edge import __version__
+from m2v_edge.commands import COMMAND_GROUPS
+from m2v_edge.errors import M2VEdgeError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser, with every command group registered."""
+    parser = argparse.ArgumentParser(prog="m2v-edge", description="Model2Vec embeddings on edge devices.")
+    parser.add_argument("--version", action="version", version=f"m2v-edge {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details and show tracebacks on errors")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for register in COMMAND_GROUPS:
+        register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="m2v-edge: %(levelname)s: %(message)s"
+    )
+    try:
+        return int(args.handler(args) or 0)
+    except (M2VEdgeError, OSError, ValueError) as exc:
+        if args.verbose:
+            raise
+        print(f"m2v-edge {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"m2v-edge {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,7 @@
+"""Command groups of the `m2v-edge` command line; each module registers its sub-commands."""
+
+from __future__ import annotations
+
+from m2v_edge.commands import embed
+
+COMMAND_GROUPS = (embed.register,)

@@ -1,0 +1,160 @@
+"""`export_model`: a Model2Vec source in, a verified bundle folder out."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tokenizers import Tokenizer
+
+from m2v_edge import __version__
+from m2v_edge.bundle import (
+    TOKENIZER_FILE,
+    VARIANTS,
+    FileEntry,
+    Manifest,
+    SourceInfo,
+    model_file,
+    write_manifest,
+)
+from m2v_edge.errors import ExportError
+from m2v_edge.export.graph import build_graph
+from m2v_edge.export.quantize import quantize_table
+from m2v_edge.export.source import ModelSource, load_source
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_VARIANTS = ("fp32", "int8")
+
+
+def export_model(
+    source: str | Path,
+    out_dir: str | Path,
+    *,
+    variants: Iterable[str] = DEFAULT_VARIANTS,
+    revision: str | None = None,
+    token: str | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Export a Model2Vec model (local folder or Hub id) to an m2v-edge bundle folder.
+
+    The bundle is written to a temporary folder beside `out_dir` and renamed into place only when complete,
+    so a failed export leaves nothing half-written. Exporting the same source twice gives identical bytes.
+
+    :param source: a Model2Vec model folder (any of the three layouts) or a Hub id such as
+        `minishlab/potion-base-8M` (downloaded with huggingface_hub; offline it is read from the cache).
+    :param out_dir: the bundle folder to create.
+    :param variants: table precisions to write, any of `fp32`, `fp16`, `int8`.
+    :param revision: Hub branch, tag or commit (Hub ids only).
+    :param token: Hub token for private or gated models (Hub ids only).
+    :param overwrite: replace `out_dir` if it exists.
+    :return: the bundle folder.
+    """
+    chosen = _check_variants(variants)
+    out = Path(out_dir)
+    if out.exists() and not overwrite:
+        raise ExportError(f"{out} already exists; pass overwrite=True (--overwrite) to replace it")
+    src = load_source(source, revision=revision, token=token)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    staging.chmod(0o755)  # mkdtemp makes it private; a bundle is meant to be shared and copied
+    try:
+        _write_bundle(src, staging, chosen)
+        _replace(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    logger.info("exported %s to %s (%s)", src.source_id, out, ", ".join(chosen))
+    return out
+
+
+def _check_variants(variants: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(variants, str):
+        variants = [v.strip() for v in variants.split(",")]
+    chosen = tuple(dict.fromkeys(variants))
+    unknown = [v for v in chosen if v not in VARIANTS]
+    if unknown or not chosen:
+        raise ExportError(f"unknown variant(s) {unknown or '(none given)'}; choose from {', '.join(VARIANTS)}")
+    return chosen
+
+
+def _write_bundle(src: ModelSource, folder: Path, variants: tuple[str, ...]) -> None:
+    tokenizer_json = dict(src.tokenizer_json, padding=None, truncation=None)
+    (folder / TOKENIZER_FILE).write_text(json.dumps(tokenizer_json, ensure_ascii=False), encoding="utf-8")
+    tokenizer = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
+    unk_id = _unk_id(tokenizer, tokenizer_json)
+    entries = {}
+    for variant in variants:
+        model = build_graph(
+            quantize_table(src.table, variant),
+            weights=src.weights,
+            mapping=src.mapping,
+            unk_id=unk_id,
+            normalize=src.normalize,
+            producer_version=__version__,
+        )
+        (folder / model_file(variant)).write_bytes(model.SerializeToString())
+        entries[variant] = FileEntry.of(folder, model_file(variant))
+    for licence in src.licence_files:
+        shutil.copyfile(licence, folder / licence.name)
+    vocab = tokenizer.get_vocab()
+    manifest = Manifest(
+        source=SourceInfo(id=src.source_id, revision=src.revision, sha256=src.weights_sha256),
+        dim=int(src.table.shape[1]),
+        normalize=src.normalize,
+        max_length=src.max_length,
+        median_token_length=int(np.median([len(token) for token in vocab])),
+        unk_id=unk_id,
+        pad_id=_pad_id(src.tokenizer_json, unk_id),
+        vocab_size=len(vocab),
+        variants=entries,
+        tokenizer=FileEntry.of(folder, TOKENIZER_FILE),
+        licence_files=tuple(FileEntry.of(folder, p.name) for p in src.licence_files),
+        exporter_version=__version__,
+        extra=_facts(src),
+    )
+    write_manifest(folder, manifest)
+
+
+def _unk_id(tokenizer: Tokenizer, tokenizer_json: dict[str, Any]) -> int | None:
+    """model2vec's rule: the model's `unk_token` (WordPiece, BPE, WordLevel) or `unk_id` (Unigram)."""
+    model = tokenizer.model
+    if hasattr(model, "unk_token"):
+        return None if model.unk_token is None else tokenizer.token_to_id(model.unk_token)
+    unk = tokenizer_json.get("model", {}).get("unk_id")
+    return None if unk is None else int(unk)
+
+
+def _pad_id(tokenizer_json: dict[str, Any], unk_id: int | None) -> int:
+    """The id placed in padding positions (masked out by the graph): the tokenizer's own pad id if any."""
+    padding = tokenizer_json.get("padding") or {}
+    if isinstance(padding.get("pad_id"), int):
+        return padding["pad_id"]
+    return unk_id if unk_id is not None else 0
+
+
+def _facts(src: ModelSource) -> dict[str, Any]:
+    return {
+        "table_dtype": str(src.table.dtype),
+        "table_rows": int(src.table.shape[0]),
+        "has_weights": src.weights is not None,
+        "has_mapping": src.mapping is not None,
+    }
+
+
+def _replace(staging: Path, out: Path) -> None:
+    """Move the finished bundle into place; an existing bundle is swapped out only at the very end."""
+    if not out.exists():
+        staging.rename(out)
+        return
+    old = out.with_name(f".{out.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    out.rename(old)
+    staging.rename(out)
+    shutil.rmtree(old, ignore_errors=True)

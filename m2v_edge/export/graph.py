@@ -1,0 +1,108 @@
+"""The pooling graph: gather token rows, weighted masked mean, optional L2 normalisation.
+
+Inputs `input_ids` and `attention_mask` (int64, [batch, sequence]); output `embeddings` (float32, [batch, dim]).
+Per row::
+
+    keep[t]   = attention_mask[t] != 0 and input_ids[t] != unk_id
+    row(t)    = mapping[input_ids[t]] if mapping else input_ids[t]
+    w[t]      = keep[t] * weights[input_ids[t]] (if weights) * scale[row(t)] (int8)
+    mean      = (w @ table[row(t)]) / max(sum(keep), 1)        # zero vector when nothing is kept
+    embedding = mean / (||mean|| + 1e-32) if normalize else mean
+
+The weighted sum is one batched MatMul ([batch, 1, seq] x [batch, seq, dim]), so dequantisation and
+weights cost one multiply per token instead of one per table value.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from m2v_edge.bundle import ATTENTION_MASK, INPUT_IDS, OUTPUT
+from m2v_edge.export.quantize import StoredTable
+
+OPSET = 17
+IR_VERSION = 8
+"""IR 8 / opset 17: loadable by onnxruntime 1.14 and later (the issue asks for 1.17)."""
+
+
+class _GraphBuilder:
+    """Accumulates nodes and initializers with generated names."""
+
+    def __init__(self) -> None:
+        self.nodes: list[onnx.NodeProto] = []
+        self.initializers: list[onnx.TensorProto] = []
+
+    def const(self, name: str, value: np.ndarray) -> str:
+        self.initializers.append(numpy_helper.from_array(value, name=name))
+        return name
+
+    def op(self, op_type: str, inputs: list[str], output: str, **attrs: object) -> str:
+        self.nodes.append(helper.make_node(op_type, inputs, [output], name=output, **attrs))
+        return output
+
+
+def build_graph(
+    table: StoredTable,
+    *,
+    weights: np.ndarray | None,
+    mapping: np.ndarray | None,
+    unk_id: int | None,
+    normalize: bool,
+    producer_version: str,
+) -> onnx.ModelProto:
+    """The pooling model for one variant's stored table."""
+    g = _GraphBuilder()
+    dim = int(table.values.shape[1])
+    ids, mask = INPUT_IDS, ATTENTION_MASK
+
+    keep = g.op("Cast", [mask], "mask_f", to=TensorProto.FLOAT)
+    if unk_id is not None:
+        is_unk = g.op("Equal", [ids, g.const("unk_id", np.array(unk_id, dtype=np.int64))], "is_unk")
+        not_unk = g.op("Cast", [g.op("Not", [is_unk], "not_unk")], "not_unk_f", to=TensorProto.FLOAT)
+        keep = g.op("Mul", [keep, not_unk], "keep")
+    rows = ids
+    if mapping is not None:
+        rows = g.op("Gather", [g.const("mapping", mapping.astype(np.int64)), ids], "rows", axis=0)
+    token_weight = keep
+    if weights is not None:
+        gathered = g.op("Gather", [g.const("weights", weights.astype(np.float32)), ids], "token_weights", axis=0)
+        token_weight = g.op("Mul", [token_weight, gathered], "weighted_keep")
+    if table.scales is not None:
+        scales = g.op("Gather", [g.const("scales", table.scales.astype(np.float32)), rows], "row_scales", axis=0)
+        token_weight = g.op("Mul", [token_weight, scales], "scaled_keep")
+
+    vectors = g.op("Gather", [g.const("table", table.values), rows], "vectors", axis=0)
+    if table.values.dtype != np.float32:
+        vectors = g.op("Cast", [vectors], "vectors_f", to=TensorProto.FLOAT)
+    axis1 = g.const("axis1", np.array([1], dtype=np.int64))
+    row_weights = g.op("Unsqueeze", [token_weight, axis1], "row_weights")
+    summed = g.op("Squeeze", [g.op("MatMul", [row_weights, vectors], "summed_3d"), axis1], "summed")
+    count = g.op("ReduceSum", [keep, axis1], "count", keepdims=1)
+    divisor = g.op("Max", [count, g.const("one", np.array(1.0, dtype=np.float32))], "divisor")
+    out = g.op("Div", [summed, divisor], "mean" if normalize else OUTPUT)
+    if normalize:
+        norm = g.op("ReduceL2", [out], "norm", axes=[1], keepdims=1)
+        eps = g.const("eps", np.array(1e-32, dtype=np.float32))
+        out = g.op("Div", [out, g.op("Add", [norm, eps], "norm_eps")], OUTPUT)
+
+    graph = helper.make_graph(
+        g.nodes,
+        "m2v_edge_pooling",
+        inputs=[
+            helper.make_tensor_value_info(ids, TensorProto.INT64, ["batch", "sequence"]),
+            helper.make_tensor_value_info(mask, TensorProto.INT64, ["batch", "sequence"]),
+        ],
+        outputs=[helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["batch", dim])],
+        initializer=g.initializers,
+    )
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", OPSET)],
+        producer_name="m2v-edge",
+        producer_version=producer_version,
+    )
+    model.ir_version = IR_VERSION
+    onnx.checker.check_model(model)
+    return model

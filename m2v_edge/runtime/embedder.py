@@ -1,0 +1,196 @@
+"""`EdgeEmbedder`: a bundle loaded for encoding, with model2vec's `StaticModel.encode` semantics."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from itertools import chain
+from pathlib import Path
+
+import numpy as np
+from tokenizers import Encoding, Tokenizer
+
+from m2v_edge.bundle import ATTENTION_MASK, INPUT_IDS, OUTPUT, Manifest, model_file, read_manifest, verify_file
+from m2v_edge.device_profiles import Profile, resolve_profile
+from m2v_edge.errors import BundleError
+from m2v_edge.runtime.session import build_session
+
+logger = logging.getLogger(__name__)
+
+CHUNK_TEXTS = 1024
+"""Texts tokenised per tokenizer call: bounds the memory of huge inputs and sets the pipeline's grain."""
+
+
+class EdgeEmbedder:
+    """Encodes texts with an m2v-edge bundle; vectors equal model2vec's `StaticModel.encode`.
+
+    One instance is safe to use from many threads at once: encoding keeps no state between calls, and
+    onnxruntime sessions and tokenizers are thread-safe.
+
+    :param bundle: the bundle folder (written by `m2v_edge.export.export_model`).
+    :param variant: `fp32`, `fp16` or `int8`; default: the profile's first preference the bundle has.
+    :param threads: onnxruntime intra-op threads; default: the profile's.
+    :param profile: `"auto"` (detect the device), a profile name, a profile TOML path or a `Profile`.
+    :param token_budget: most padded tokens per onnxruntime call; default: the profile's.
+    """
+
+    def __init__(
+        self,
+        bundle: str | Path,
+        *,
+        variant: str | None = None,
+        threads: int | None = None,
+        profile: str | Path | Profile | None = "auto",
+        token_budget: int | None = None,
+    ) -> None:
+        self.bundle_dir = Path(bundle)
+        self.manifest: Manifest = read_manifest(self.bundle_dir)
+        self.profile: Profile = resolve_profile(profile)
+        self.variant: str = self._choose_variant(variant)
+        if threads is not None and threads < 1:
+            raise ValueError(f"threads must be >= 1, got {threads}")
+        budget = token_budget if token_budget is not None else self.profile.encoding.token_budget
+        if budget < 1:
+            raise ValueError(f"token_budget must be >= 1, got {budget}")
+        self.token_budget: int = budget
+        self._tokenizer = self._load_tokenizer()
+        model_path = verify_file(self.bundle_dir, self.manifest.variants[self.variant])
+        try:
+            self.session = build_session(model_path, self.profile.session, threads=threads)
+        except Exception as exc:  # onnxruntime raises its own untyped errors for unreadable graphs
+            raise BundleError(f"onnxruntime cannot load {model_path}: {exc}; re-export the bundle") from None
+        self._char_limit = self.manifest.char_limit
+
+    @property
+    def dim(self) -> int:
+        """Length of each vector."""
+        return self.manifest.dim
+
+    @property
+    def fingerprint(self) -> str:
+        """Identity of the vectors this embedder produces (source weights, variant, normalize, dim)."""
+        return self.manifest.fingerprint(self.variant)
+
+    def encode(self, texts: Sequence[str] | str) -> np.ndarray:
+        """Encode texts into a float32 array of shape [len(texts), dim] (a single string counts as one text)."""
+        if isinstance(texts, str):
+            texts = [texts]
+        texts = self._prepare(texts)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        if len(texts) == 1:
+            self._encode_single(texts[0], out)
+            return out
+        if len(texts) <= CHUNK_TEXTS:
+            self._pool(self._tokenize(texts), out)
+            return out
+        # Tokenise the next chunk in a worker while this thread pools the current one: both the
+        # tokenizer and onnxruntime release the GIL, so the two overlap.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="m2v-edge-tokenize") as worker:
+            pending = worker.submit(self._tokenize, texts[:CHUNK_TEXTS])
+            for start in range(0, len(texts), CHUNK_TEXTS):
+                encodings = pending.result()
+                following = start + CHUNK_TEXTS
+                if following < len(texts):
+                    pending = worker.submit(self._tokenize, texts[following : following + CHUNK_TEXTS])
+                self._pool(encodings, out[start:following])
+        return out
+
+    def encode_documents(self, documents: Sequence[str]) -> list[np.ndarray]:
+        """pymilvus-style: one float32 vector per document."""
+        return list(self.encode(documents))
+
+    def encode_queries(self, queries: Sequence[str]) -> list[np.ndarray]:
+        """pymilvus-style: one float32 vector per query (queries and documents are encoded alike)."""
+        return list(self.encode(queries))
+
+    def __call__(self, texts: Sequence[str]) -> list[np.ndarray]:
+        """Same as `encode_documents`."""
+        return self.encode_documents(texts)
+
+    def __repr__(self) -> str:
+        return f"EdgeEmbedder({str(self.bundle_dir)!r}, variant={self.variant!r}, profile={self.profile.name!r})"
+
+    def _choose_variant(self, requested: str | None) -> str:
+        available = self.manifest.variants
+        if requested is not None:
+            if requested not in available:
+                raise BundleError(
+                    f"bundle {self.bundle_dir} has no variant {requested!r}; it has {', '.join(available)} "
+                    "(re-export with --variants to add it)"
+                )
+            return requested
+        preferences = self.profile.encoding.variants
+        for variant in preferences:
+            if variant in available:
+                if variant != preferences[0]:
+                    logger.warning(
+                        "bundle %s has no %s variant (profile %s's first choice); using %s",
+                        self.bundle_dir, preferences[0], self.profile.name, variant,
+                    )
+                return variant
+        fallback = next(iter(available))
+        logger.warning("bundle %s has none of profile %s's variants; using %s", self.bundle_dir, self.profile.name, fallback)
+        return fallback
+
+    def _load_tokenizer(self) -> Tokenizer:
+        path = verify_file(self.bundle_dir, self.manifest.tokenizer)
+        try:
+            tokenizer = Tokenizer.from_file(str(path))
+        except Exception as exc:  # tokenizers raises plain Exception for malformed files
+            raise BundleError(f"{path} is not a valid tokenizer file: {exc}; re-export the bundle") from None
+        tokenizer.no_padding()
+        if self.manifest.max_length is None:
+            tokenizer.no_truncation()
+        else:
+            tokenizer.enable_truncation(self.manifest.max_length)
+        return tokenizer
+
+    def _prepare(self, texts: Sequence[str]) -> list[str]:
+        """Check types and apply model2vec's character pre-truncation."""
+        limit = self._char_limit
+        prepared = list(texts)
+        for index, text in enumerate(prepared):
+            if not isinstance(text, str):
+                raise TypeError(f"texts[{index}] is {type(text).__name__}, not str; decode or convert it first")
+            if limit is not None and len(text) > limit:
+                prepared[index] = text[:limit]
+        return prepared
+
+    def _encode_single(self, text: str, out: np.ndarray) -> None:
+        """The latency path: no sorting, no padding (`encode_batch_fast` skips the offsets `encode` computes)."""
+        ids = self._tokenizer.encode_batch_fast([text], add_special_tokens=False)[0].ids
+        if ids:
+            row = np.array([ids], dtype=np.int64)
+            out[0] = self._run(row, np.ones_like(row))[0]
+
+    def _tokenize(self, texts: list[str]) -> list[Encoding]:
+        return self._tokenizer.encode_batch_fast(texts, add_special_tokens=False)
+
+    def _pool(self, encodings: list[Encoding], out: np.ndarray) -> None:
+        """Run the graph on length-sorted batches of at most `token_budget` padded tokens; fill `out`."""
+        lengths = np.fromiter(map(len, encodings), dtype=np.int64, count=len(encodings))
+        total = int(lengths.sum())
+        if total == 0:
+            return  # every text is empty: zero vectors
+        flat = np.fromiter(chain.from_iterable(e.ids for e in encodings), dtype=np.int64, count=total)
+        offsets = np.cumsum(lengths) - lengths
+        order = np.argsort(lengths, kind="stable")
+        order = order[lengths[order] > 0]  # texts without tokens keep their zero vector
+        sorted_lengths = lengths[order]
+        start = 0
+        while start < len(order):
+            # Rows are sorted by length, so a batch's padded size is (rows) x (length of its last row).
+            padded = np.arange(1, len(order) - start + 1) * sorted_lengths[start:]
+            stop = start + max(1, int(np.searchsorted(padded, self.token_budget, side="right")))
+            rows = order[start:stop]
+            width = int(sorted_lengths[stop - 1])
+            columns = np.arange(width)
+            mask = columns < lengths[rows, None]
+            # Padding positions point at a real token (masked out by the graph), never out of range.
+            ids = flat[np.minimum(offsets[rows, None] + columns, total - 1)]
+            out[rows] = self._run(ids, mask.astype(np.int64))
+            start = stop
+
+    def _run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        return self.session.run([OUTPUT], {INPUT_IDS: ids, ATTENTION_MASK: mask})[0]
