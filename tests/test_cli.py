@@ -1,0 +1,87 @@
+"""The `m2v-edge` command line: export and encode end to end, and one-line errors on bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from m2v_edge.cli import main
+from m2v_edge.runtime import EdgeEmbedder
+
+REPO = Path(__file__).resolve().parents[1]
+TEXTS = ["a fast text editor", "", "library for parsing XML documents", "日本語のテキスト"]
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "m2v_edge.cli", *args], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_version_matches_package() -> None:
+    import m2v_edge
+
+    result = run_cli("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"m2v-edge {m2v_edge.__version__}"
+
+
+def test_export_command_writes_a_loadable_bundle(tmp_path: Path) -> None:
+    out = tmp_path / "bundle"
+    result = run_cli("export", str(REPO / "models/potion-base-8M"), "-o", str(out), "--variants", "int8")
+    assert result.returncode == 0, result.stderr
+    assert "model.int8.onnx" in result.stdout
+    assert sorted(json.loads((out / "m2v_edge.json").read_text())["variants"]) == ["int8"]
+    assert EdgeEmbedder(out, variant="int8").encode(["hello"]).shape == (1, 256)
+
+
+def test_encode_jsonl_and_npy_agree_with_the_api(potion_bundle: Path, tmp_path: Path) -> None:
+    source = tmp_path / "texts.jsonl"
+    source.write_text("".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in TEXTS), encoding="utf-8")
+    expected = EdgeEmbedder(potion_bundle, variant="fp32").encode(TEXTS)
+
+    npy = tmp_path / "vectors.npy"
+    args = ["encode", str(potion_bundle), "--variant", "fp32", "--input", str(source)]
+    assert main([*args, "--format", "npy", "--output", str(npy), "--batch", "3"]) == 0
+    np.testing.assert_array_equal(np.load(npy), expected)
+
+    out = tmp_path / "vectors.jsonl"
+    assert main([*args, "--format", "jsonl", "--output", str(out)]) == 0
+    rows = np.array([json.loads(line) for line in out.read_text().splitlines()], dtype=np.float32)
+    np.testing.assert_allclose(rows, expected, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["encode", "/nonexistent/bundle"], "does not exist"),
+        (["export", "/nonexistent/model", "-o", "/tmp/never"], "neither an existing folder nor a Hub id"),
+        (["export", "REPO_MODEL", "-o", "OUT", "--variants", "fp8"], "unknown variant"),
+        (["encode", "BUNDLE", "--variant", "int4"], "has no variant 'int4'"),
+        (["encode", "BUNDLE", "--format", "npy"], "needs --output"),
+        (["encode", "BUNDLE", "--input", "BAD_JSONL"], "line 2"),
+    ],
+)
+def test_user_errors_exit_2_with_one_line(
+    args: list[str], message: str, potion_bundle: Path, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "ok"}\nnot json\n', encoding="utf-8")
+    swap = {"REPO_MODEL": str(REPO / "models/potion-base-8M"), "OUT": str(tmp_path / "o"), "BUNDLE": str(potion_bundle),
+            "BAD_JSONL": str(bad)}
+    result = run_cli(*[swap.get(a, a) for a in args])
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_verbose_shows_the_traceback() -> None:
+    result = run_cli("--verbose", "encode", "/nonexistent/bundle")
+    assert result.returncode != 0
+    assert "Traceback" in result.stderr and "BundleError" in result.stderr
