@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from m2v_edge.commands import embed
+from m2v_edge.commands import embed, profile
 
-COMMAND_GROUPS = (embed.register,)
+COMMAND_GROUPS = (embed.register, profile.register)
