@@ -86,14 +86,20 @@ def _download(repo_id: str, *, revision: str | None, token: str | None) -> Path:
     """Fetch (or find in the standard cache) the files of a Hub model; honours HF_HUB_OFFLINE."""
     try:
         import huggingface_hub
+        from huggingface_hub import constants as hub_constants
         from huggingface_hub import errors as hub_errors
     except ImportError:
         raise MissingExtraError("export", "exporting from the Hugging Face Hub") from None
     patterns = sorted({name for layout in LAYOUTS for name in (layout.config, layout.weights, layout.tokenizer)})
     patterns += ["README.md", "LICENSE*", "LICENCE*", "NOTICE*", "ATTRIBUTION*", "COPYING*"]
+    # Offline, look in the cache only: without this, huggingface_hub (1.x) resolves a commit-hash revision by
+    # listing the repo tree online unless a trees/<commit>.json listing happens to be cached, and fails.
+    offline = bool(getattr(hub_constants, "HF_HUB_OFFLINE", False))
     try:
         return Path(
-            huggingface_hub.snapshot_download(repo_id, revision=revision, token=token, allow_patterns=patterns)
+            huggingface_hub.snapshot_download(
+                repo_id, revision=revision, token=token, allow_patterns=patterns, local_files_only=offline
+            )
         )
     except (hub_errors.RepositoryNotFoundError, hub_errors.GatedRepoError):
         raise SourceModelError(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from itertools import chain
@@ -17,6 +18,8 @@ from m2v_edge.errors import BundleError
 from m2v_edge.runtime.session import build_session
 
 logger = logging.getLogger(__name__)
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 CHUNK_TEXTS = 1024
 """Texts tokenised per tokenizer call: bounds the memory of huge inputs and sets the pipeline's grain."""
@@ -159,13 +162,19 @@ class EdgeEmbedder:
 
     def _encode_single(self, text: str, out: np.ndarray) -> None:
         """The latency path: no sorting, no padding (`encode_batch_fast` skips the offsets `encode` computes)."""
-        ids = self._tokenizer.encode_batch_fast([text], add_special_tokens=False)[0].ids
+        ids = self._tokenize([text])[0].ids
         if ids:
             row = np.array([ids], dtype=np.int64)
             out[0] = self._run(row, np.ones_like(row))[0]
 
     def _tokenize(self, texts: list[str]) -> list[Encoding]:
-        return self._tokenizer.encode_batch_fast(texts, add_special_tokens=False)
+        try:
+            return self._tokenizer.encode_batch_fast(texts, add_special_tokens=False)
+        except TypeError:
+            # tokenizers refuses strings UTF-8 cannot encode (lone surrogates; model2vec raises here too):
+            # read each lone surrogate as U+FFFD, one code point for one so the pre-truncation is unchanged.
+            cleaned = [_LONE_SURROGATE.sub("\ufffd", text) for text in texts]
+            return self._tokenizer.encode_batch_fast(cleaned, add_special_tokens=False)
 
     def _pool(self, encodings: list[Encoding], out: np.ndarray) -> None:
         """Run the graph on length-sorted batches of at most `token_budget` padded tokens; fill `out`."""
