@@ -12,7 +12,6 @@ Only the standard library is used here so that the runtime stays dependency-ligh
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -39,6 +38,8 @@ def model_file(variant: str) -> str:
 
 def sha256_file(path: Path) -> str:
     """The hex sha256 of a file, read in 1 MiB chunks."""
+    import hashlib  # imported here: it loads OpenSSL (about 4 MB), needed only on a bundle's first load
+
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         while chunk := handle.read(1 << 20):
@@ -175,7 +176,7 @@ def verify_file(bundle_dir: Path, entry: FileEntry) -> Path:
     """Check that a bundle file exists and matches its manifest entry; return its path.
 
     The size is always checked. The sha256 is checked once per file state: a successful check is remembered
-    under `$XDG_CACHE_HOME/m2v-edge/verified/` keyed by the file's path, size, inode, mtime and ctime, so later
+    under `$XDG_CACHE_HOME/m2v-edge/verified/` keyed by the file's device, inode, size, mtime and ctime, so later
     loads of an unchanged file skip the hashing (any write to the file changes its ctime).
     """
     path = Path(bundle_dir) / entry.file
@@ -190,8 +191,8 @@ def verify_file(bundle_dir: Path, entry: FileEntry) -> Path:
             f"bundle file {path} has {stat.st_size} bytes, the manifest says {entry.size}: "
             "the file is truncated or was replaced; re-export or copy the bundle again"
         )
-    stamp = _stamp_path(path, stat, entry.sha256)
-    if stamp is not None and stamp.exists():
+    stamp = _stamp_path(stat, entry.sha256)
+    if stamp.exists():
         return path
     actual = sha256_file(path)
     if actual != entry.sha256:
@@ -199,15 +200,15 @@ def verify_file(bundle_dir: Path, entry: FileEntry) -> Path:
             f"bundle file {path} does not match its manifest (sha256 {actual[:12]}..., expected "
             f"{entry.sha256[:12]}...): it was modified or corrupted; re-export or copy the bundle again"
         )
-    if stamp is not None:
-        _touch(stamp)
+    _touch(stamp)
     return path
 
 
-def _stamp_path(path: Path, stat: os.stat_result, sha256: str) -> Path | None:
-    key = f"{path.resolve()}|{stat.st_size}|{stat.st_ino}|{stat.st_mtime_ns}|{stat.st_ctime_ns}|{sha256}"
+def _stamp_path(stat: os.stat_result, sha256: str) -> Path:
+    """Where a successful check of this exact file state is remembered (device, inode, size, times, digest)."""
+    key = f"{stat.st_dev}-{stat.st_ino}-{stat.st_size}-{stat.st_mtime_ns}-{stat.st_ctime_ns}-{sha256}"
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "m2v-edge" / "verified"
-    return cache / hashlib.sha256(key.encode()).hexdigest()
+    return cache / key
 
 
 def _touch(stamp: Path) -> None:

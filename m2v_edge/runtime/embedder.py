@@ -22,7 +22,9 @@ logger = logging.getLogger(__name__)
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 CHUNK_TEXTS = 1024
-"""Texts tokenised per tokenizer call: bounds the memory of huge inputs and sets the pipeline's grain."""
+CHUNK_CHARS = 131_072
+"""Texts and characters tokenised per tokenizer call (whichever limit comes first): they bound the memory
+the tokenizer's output takes (about 30,000 tokens of English a chunk) and set the pipeline's grain."""
 
 
 class EdgeEmbedder:
@@ -84,19 +86,19 @@ class EdgeEmbedder:
         if len(texts) == 1:
             self._encode_single(texts[0], out)
             return out
-        if len(texts) <= CHUNK_TEXTS:
+        chunks = _chunk_bounds(texts)
+        if len(chunks) <= 1:
             self._pool(self._tokenize(texts), out)
             return out
         # Tokenise the next chunk in a worker while this thread pools the current one: both the
         # tokenizer and onnxruntime release the GIL, so the two overlap.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="m2v-edge-tokenize") as worker:
-            pending = worker.submit(self._tokenize, texts[:CHUNK_TEXTS])
-            for start in range(0, len(texts), CHUNK_TEXTS):
+            pending = worker.submit(self._tokenize, texts[slice(*chunks[0])])
+            for index, (start, stop) in enumerate(chunks):
                 encodings = pending.result()
-                following = start + CHUNK_TEXTS
-                if following < len(texts):
-                    pending = worker.submit(self._tokenize, texts[following : following + CHUNK_TEXTS])
-                self._pool(encodings, out[start:following])
+                if index + 1 < len(chunks):
+                    pending = worker.submit(self._tokenize, texts[slice(*chunks[index + 1])])
+                self._pool(encodings, out[start:stop])
         return out
 
     def encode_documents(self, documents: Sequence[str]) -> list[np.ndarray]:
@@ -203,3 +205,18 @@ class EdgeEmbedder:
 
     def _run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         return self.session.run([OUTPUT], {INPUT_IDS: ids, ATTENTION_MASK: mask})[0]
+
+
+def _chunk_bounds(texts: list[str]) -> list[tuple[int, int]]:
+    """Consecutive [start, stop) ranges of at most CHUNK_TEXTS texts and, unless one text alone is longer,
+    CHUNK_CHARS characters."""
+    ends = np.cumsum(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)))
+    bounds = []
+    start = 0
+    while start < len(texts):
+        before = int(ends[start - 1]) if start else 0
+        stop = int(np.searchsorted(ends, before + CHUNK_CHARS, side="right"))
+        stop = min(max(stop, start + 1), start + CHUNK_TEXTS)
+        bounds.append((start, stop))
+        start = stop
+    return bounds
