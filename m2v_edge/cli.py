@@ -11,15 +11,23 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from m2v_edge import __version__
 from m2v_edge.commands import COMMAND_GROUPS
 from m2v_edge.errors import M2VEdgeError
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line usage error (argparse prints the whole usage block first)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser, with every command group registered."""
-    parser = argparse.ArgumentParser(prog="m2v-edge", description="Model2Vec embeddings on edge devices.")
+    parser = _Parser(prog="m2v-edge", description="Model2Vec embeddings on edge devices.")
     parser.add_argument("--version", action="version", version=f"m2v-edge {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log details and show tracebacks on errors")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
