@@ -6,8 +6,8 @@ Per row::
     keep[t]   = attention_mask[t] != 0 and input_ids[t] != unk_id
     row(t)    = mapping[input_ids[t]] if mapping else input_ids[t]
     w[t]      = keep[t] * weights[input_ids[t]] (if weights) * scale[row(t)] (int8)
-    mean      = (w @ table[row(t)]) / max(sum(keep), 1)        # zero vector when nothing is kept
-    embedding = mean / (||mean|| + 1e-32) if normalize else mean
+    sum       = w @ table[row(t)]
+    embedding = sum / (||sum|| + 1e-32) if normalize else sum / max(sum(keep), 1)   # zero when nothing is kept
 
 The weighted sum is one batched MatMul ([batch, 1, seq] x [batch, seq, dim]), so dequantisation and
 weights cost one multiply per token instead of one per table value.
@@ -60,8 +60,7 @@ def build_graph(
     keep = g.op("Cast", [mask], "mask_f", to=TensorProto.FLOAT)
     if unk_id is not None:
         is_unk = g.op("Equal", [ids, g.const("unk_id", np.array(unk_id, dtype=np.int64))], "is_unk")
-        not_unk = g.op("Cast", [g.op("Not", [is_unk], "not_unk")], "not_unk_f", to=TensorProto.FLOAT)
-        keep = g.op("Mul", [keep, not_unk], "keep")
+        keep = g.op("Where", [is_unk, g.const("zero", np.array(0.0, dtype=np.float32)), keep], "keep")
     rows = ids
     if mapping is not None:
         rows = g.op("Gather", [g.const("mapping", mapping.astype(np.int64)), ids], "rows", axis=0)
@@ -79,13 +78,15 @@ def build_graph(
     axis1 = g.const("axis1", np.array([1], dtype=np.int64))
     row_weights = g.op("Unsqueeze", [token_weight, axis1], "row_weights")
     summed = g.op("Squeeze", [g.op("MatMul", [row_weights, vectors], "summed_3d"), axis1], "summed")
-    count = g.op("ReduceSum", [keep, axis1], "count", keepdims=1)
-    divisor = g.op("Max", [count, g.const("one", np.array(1.0, dtype=np.float32))], "divisor")
-    out = g.op("Div", [summed, divisor], "mean" if normalize else OUTPUT)
     if normalize:
-        norm = g.op("ReduceL2", [out], "norm", axes=[1], keepdims=1)
+        # The mean's direction is the sum's: dividing by the token count first would only cost nodes.
+        norm = g.op("ReduceL2", [summed], "norm", axes=[1], keepdims=1)
         eps = g.const("eps", np.array(1e-32, dtype=np.float32))
-        out = g.op("Div", [out, g.op("Add", [norm, eps], "norm_eps")], OUTPUT)
+        g.op("Div", [summed, g.op("Add", [norm, eps], "norm_eps")], OUTPUT)
+    else:
+        count = g.op("ReduceSum", [keep, axis1], "count", keepdims=1)
+        divisor = g.op("Max", [count, g.const("one", np.array(1.0, dtype=np.float32))], "divisor")
+        g.op("Div", [summed, divisor], OUTPUT)
 
     graph = helper.make_graph(
         g.nodes,
