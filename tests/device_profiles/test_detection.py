@@ -20,7 +20,7 @@ EXPECTED = {
     "raspberry-pi-4": ("aarch64", "raspberry-pi-4", 4, True, 8192, "int8"),
     "raspberry-pi-5": ("aarch64", "raspberry-pi-5", 4, True, 16384, "int8"),
     "jetson-orin-nano": ("aarch64", "jetson-orin-nano", 4, True, 16384, "int8"),
-    "x86-mini-pc": ("x86_64", "x86-64", 4, True, 16384, "int8"),
+    "x86-mini-pc": ("x86_64", "x86-64", 4, True, 4096, "int8"),
 }
 CONTAINER_MEMORY = str(512 * 1024 * 1024)
 
