@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: demo test bench bench-smoke clean
+.PHONY: demo test test-arm64 bench bench-smoke clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,12 @@ demo: $(VENV)/.installed-export+milvus
 test: $(VENV)/.installed-dev+milvus
 	$(PY) -m pytest
 
+# The runtime tests and the aarch64-vs-x86-64 parity check inside an emulated Debian bookworm arm64 (qemu user
+# mode). The root and the aarch64 wheels are built once into .cache/arm64/ and reused; delete that folder to
+# rebuild. Installs qemu-user-static and debootstrap with apt-get if they are missing (needs root).
+test-arm64: $(VENV)/.installed-dev+milvus
+	HOST_PYTHON=$(abspath $(PY)) bash scripts/arm64/run_tests.sh
+
 bench: $(VENV)/.installed-dev+bench
 	$(PY) -m bench
 
@@ -29,4 +35,4 @@ bench-smoke: $(VENV)/.installed-dev+bench
 	$(PY) -m bench --smoke
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .cache/arm64

@@ -109,7 +109,9 @@ def test_fp32_on_untruncated_very_long_text(tiny_models: TinyModels, spec_id: st
     order moves the result by ~1e-5, and model2vec's own float32 mean (unweighted tables) is ~1e-4 away from the
     exact mean; its weighted path sums float64 products and is exact. So the check is against the exact float64
     mean, computed here from the safetensors table and model2vec's token ids, plus cosine to model2vec.
-    Measured (x86-64): m2v-edge 1.3e-5 and 1.9e-5 from exact; model2vec 1e-8 (weighted) and 1e-4 (unweighted).
+    Measured: m2v-edge 1.3e-5 and 1.9e-5 from exact on x86-64, where MLAS's MatMul sums in blocks, and 7.9e-5
+    and 1.0e-4 on aarch64, where it sums the 40,000 rows one after another (as model2vec's unweighted mean
+    does: 1e-4); model2vec's weighted path: 1e-8. The bound is float32 sequential summation's: 2e-4.
     """
     from safetensors.numpy import load_file
 
@@ -129,6 +131,6 @@ def test_fp32_on_untruncated_very_long_text(tiny_models: TinyModels, spec_id: st
         exact = exact / np.linalg.norm(exact)
 
     out = EdgeEmbedder(tiny_models.bundle(spec_id), variant="fp32").encode([text])[0].astype(np.float64)
-    assert np.abs(out - exact).max() <= 5e-5
+    assert np.abs(out - exact).max() <= 2e-4
     figures = measure(out[None], np.asarray(model.encode([text]), dtype=np.float64))
     assert figures.min_cos >= 0.99999, figures
