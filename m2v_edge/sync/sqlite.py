@@ -1,0 +1,152 @@
+"""Low-level SQLite plumbing of the outbox: creating the file privately, connecting, WAL, schema, transactions."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from pathlib import Path
+
+from m2v_edge.errors import OutboxError
+
+APPLICATION_ID = 0x4D325645
+"""`PRAGMA application_id` of an outbox ('M2VE')."""
+SCHEMA_VERSION = 1
+"""`PRAGMA user_version` of the outbox layout this module writes."""
+BUSY_TIMEOUT_MS = 30_000
+
+_SCHEMA = """
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE docs (
+    id          TEXT PRIMARY KEY,
+    text        TEXT NOT NULL,
+    metadata    TEXT NOT NULL,
+    vector      BLOB,
+    fingerprint TEXT NOT NULL,
+    created     REAL NOT NULL,
+    state       TEXT NOT NULL CHECK (state IN ('pending', 'synced', 'deleted-pending')),
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    last_error  TEXT,
+    seq         INTEGER NOT NULL
+);
+CREATE INDEX docs_state_seq ON docs (state, seq);
+"""
+
+
+class Transaction:
+    """`BEGIN IMMEDIATE` ... `COMMIT`, rolled back on any exception; sqlite errors become `OutboxError`."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path, *, bump_seq: bool = False) -> None:
+        self._conn = conn
+        self._path = path
+        self._bump = bump_seq
+
+    def __enter__(self) -> int:
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+            if not self._bump:
+                return 0
+            self._conn.execute("UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE key='seq'")
+            return int(self._conn.execute("SELECT value FROM meta WHERE key='seq'").fetchone()[0])
+        except sqlite3.Error as exc:
+            if self._conn.in_transaction:
+                self._conn.rollback()
+            raise OutboxError(f"cannot write outbox {self._path}: {exc}") from None
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if exc_type is not None:
+            if self._conn.in_transaction:
+                self._conn.rollback()
+            if isinstance(exc, sqlite3.Error):
+                raise OutboxError(f"cannot write outbox {self._path}: {exc}") from None
+            return
+        try:
+            self._conn.commit()
+        except sqlite3.Error as exc:
+            if self._conn.in_transaction:
+                self._conn.rollback()
+            raise OutboxError(f"cannot write outbox {self._path}: {exc}") from None
+
+
+def create_file(path: Path) -> bool:
+    """Create `path` empty with mode 0600 when missing; True when this call created it."""
+    if path.parent and not path.parent.is_dir():
+        raise OutboxError(f"cannot create outbox {path}: folder {path.parent} does not exist")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        if path.is_dir():
+            raise OutboxError(f"outbox {path} is a folder, not an m2v-edge outbox file") from None
+        return False
+    os.fchmod(fd, 0o600)  # in case the umask was stricter than needed or looser than wanted
+    os.close(fd)
+    return True
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """A connection in manual-transaction mode that never creates the file."""
+    try:
+        conn = sqlite3.connect(
+            f"{path.resolve().as_uri()}?mode=rw", uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000
+        )
+    except sqlite3.Error as exc:
+        raise OutboxError(f"cannot open outbox {path}: {exc}") from None
+    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    return conn
+
+
+def is_empty_database(conn: sqlite3.Connection) -> bool:
+    """True for a zero-length file (created by us, then interrupted before the schema was written)."""
+    try:
+        tables = conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+    except sqlite3.DatabaseError:
+        return False
+    return tables == 0 and app_id == 0
+
+
+def ensure_wal(conn: sqlite3.Connection, path: Path) -> None:
+    """Switch to WAL (a no-op when it already is), waiting out other connections for up to the busy timeout.
+
+    SQLite answers a journal-mode change with "database is locked" at once, without its busy handler, when
+    another connection is busy, so the wait is done here.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+                return
+            mode = str(conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]).lower()
+            if mode == "wal":
+                return
+            raise OutboxError(f"cannot switch outbox {path} to WAL mode (SQLite kept {mode!r})")
+        except sqlite3.OperationalError as exc:
+            if ("locked" not in str(exc) and "busy" not in str(exc)) or time.monotonic() > deadline:
+                raise OutboxError(f"cannot open outbox {path}: {exc}") from None
+            time.sleep(0.01)
+
+
+def initialise(conn: sqlite3.Connection, path: Path, fingerprint: str, dim: int) -> None:
+    """Write the schema, metadata and identification pragmas in one transaction."""
+    ensure_wal(conn, path)
+    conn.execute("PRAGMA synchronous=FULL")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        if conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0] == 0:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.executemany(
+                "INSERT INTO meta (key, value) VALUES (?, ?)",
+                [("fingerprint", fingerprint), ("dim", str(dim)), ("seq", "0"), ("created", str(time.time()))],
+            )
+            conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        conn.commit()
+    except sqlite3.Error as exc:
+        if conn.in_transaction:
+            conn.rollback()
+        raise OutboxError(f"cannot initialise outbox: {exc}") from None
