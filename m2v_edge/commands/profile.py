@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from m2v_edge.commands.progress import Progress
 from m2v_edge.device_profiles import (
     ENV_VAR,
     explain_detection,
@@ -150,32 +152,16 @@ def _on(flag: bool) -> str:
     return "on" if flag else "off"
 
 
-class _Progress:
-    """A tqdm bar on stderr when tqdm is installed, else one stderr line per setting."""
+def _tune_progress() -> Callable[[int, int, TuneSetting, TuneResult | None], None]:
+    """Report each setting as it starts (named) and ends (counted) on a progress bar."""
+    bar = Progress("tuning", True, unit="setting")
 
-    def __init__(self) -> None:
-        self.bar: Any = None
-        self.tqdm: Any
-        try:
-            from tqdm import tqdm
-        except ImportError:
-            self.tqdm = None
-        else:
-            self.tqdm = tqdm
+    def report(done: int, total: int, setting: TuneSetting, result: TuneResult | None) -> None:
+        bar.update(done, total, f"{setting.threads}t {setting.variant} {setting.token_budget}")
+        if result is not None and done == total:
+            bar.close()
 
-    def __call__(self, done: int, total: int, setting: TuneSetting, result: TuneResult | None) -> None:
-        label = f"{setting.threads}t {setting.variant} {setting.token_budget}"
-        if self.tqdm is not None:
-            if self.bar is None:
-                self.bar = self.tqdm(total=total, desc="tuning", unit="setting", file=sys.stderr)
-            if result is None:
-                self.bar.set_postfix_str(label)
-            else:
-                self.bar.update(1)
-                if done == total:
-                    self.bar.close()
-        elif result is None:
-            print(f"tuning [{done + 1}/{total}] {label} ...", file=sys.stderr, flush=True)
+    return report
 
 
 def _tune(args: argparse.Namespace) -> int:
@@ -195,7 +181,7 @@ def _tune(args: argparse.Namespace) -> int:
         profile=base,
         min_seconds=args.min_seconds,
         latency_samples=args.latency_samples,
-        progress=_Progress(),
+        progress=_tune_progress(),
     )
     best = best_result(results, args.objective)
     count = len(texts) if texts is not None else len(corpus_texts())

@@ -9,11 +9,12 @@ from __future__ import annotations
 import argparse
 import json
 import signal
-import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
+
+from m2v_edge.commands.progress import Progress, show_progress
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -76,7 +77,7 @@ def _ingest(args: argparse.Namespace) -> int:
     from m2v_edge.sync import ingest_file
 
     embedder = EdgeEmbedder(args.bundle, variant=args.variant, profile=args.profile)
-    bar = _Bar("ingest", _show_progress(args))
+    bar = Progress("ingest", show_progress(args.progress), unit="docs")
     report = ingest_file(args.outbox, embedder, args.file, batch_size=args.batch_size, progress=bar.update)
     bar.close()
     rate = report.written / report.seconds if report.seconds > 0 else 0.0
@@ -96,7 +97,7 @@ def _sync(args: argparse.Namespace) -> int:
     retry = RetryPolicy(max_attempts=args.max_attempts, max_delay=args.max_delay)
     target = _target(args)
     stop = threading.Event()
-    bar = _Bar("sync", _show_progress(args) and not args.watch)
+    bar = Progress("sync", show_progress(args.progress) and not args.watch, unit="rows")
     with Outbox.open(args.outbox) as outbox, SyncLock(outbox.path):
         collection = MilvusCollection(target, args.collection, timeout=args.timeout)
         syncer = Syncer(outbox, collection, batch_size=args.batch_size, retry=retry, stop=stop, progress=bar.update)
@@ -195,10 +196,6 @@ def _progress_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _show_progress(args: argparse.Namespace) -> bool:
-    return args.progress if args.progress is not None else sys.stderr.isatty()
-
-
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -229,33 +226,3 @@ def _duration(seconds: float) -> str:
     if seconds < 7200:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"
-
-
-class _Bar:
-    """A one-line progress bar on stderr, redrawn in place; silent when disabled."""
-
-    def __init__(self, label: str, enabled: bool, stream: TextIO = sys.stderr) -> None:
-        self.label = label
-        self.enabled = enabled
-        self.stream = stream
-        self._drawn = False
-        self._last = 0.0
-
-    def update(self, done: int, total: int) -> None:
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if now - self._last < 0.1 and done < total:
-            return
-        self._last = now
-        width = 30
-        filled = int(width * done / total) if total else width
-        self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total or '?'}")
-        self.stream.flush()
-        self._drawn = True
-
-    def close(self) -> None:
-        if self._drawn:
-            self.stream.write("\n")
-            self.stream.flush()
-            self._drawn = False
