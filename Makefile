@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: demo test test-arm64 bench bench-smoke clean
+.PHONY: demo test test-arm64 bench bench-smoke dist clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,16 @@ bench: $(VENV)/.installed-dev+bench
 
 bench-smoke: $(VENV)/.installed-dev+bench
 	$(PY) -m bench --smoke
+
+# dist/: the m2v-edge sdist and wheel, and the shipped potion-base-8M as the model wheel
+# m2v-edge-model-potion-base-8m (int8 and fp16; the model wheel is byte-for-byte reproducible).
+dist: $(VENV)/.installed-export
+	$(PY) -m pip install --quiet 'build>=1.2'
+	rm -rf dist
+	$(PY) -m build --outdir dist .
+	$(VENV)/bin/m2v-edge export models/potion-base-8M -o build/potion-base-8M --variants int8,fp16 --overwrite
+	$(VENV)/bin/m2v-edge package build/potion-base-8M -o dist --name potion-base-8M
+	@ls -l dist
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .cache/arm64

@@ -14,6 +14,7 @@ import numpy as np
 
 from m2v_edge.bundle import MANIFEST_FILE
 from m2v_edge.errors import MissingExtraError
+from m2v_edge.models import installed_bundle
 from m2v_edge.runtime import EdgeEmbedder
 
 logger = logging.getLogger(__name__)
@@ -26,7 +27,8 @@ class Model2VecEmbeddingFunction:
     """The pymilvus embedding-function surface (`dim`, `encode_queries`, `encode_documents`, `__call__`)
     over an `EdgeEmbedder`.
 
-    :param model_source: an m2v-edge bundle folder, a Model2Vec model folder, or a Hub id. The last two are
+    :param model_source: an m2v-edge bundle folder, a Model2Vec model folder, the name of an installed model
+        package (`m2v-edge models`), or a Hub id, tried in that order. Model2Vec folders and Hub ids are
         exported once into `$XDG_CACHE_HOME/m2v-edge/bundles/` (needs the `export` extra) and reused after.
     :param kwargs: `variant`, `threads`, `profile`, `token_budget` (passed to `EdgeEmbedder`) and
         `revision`, `token` (used when exporting from the Hub).
@@ -65,6 +67,8 @@ def _bundle_for(model_source: str | Path, *, revision: str | None = None, token:
     path = Path(model_source)
     if (path / MANIFEST_FILE).is_file():
         return path
+    if not path.exists() and (installed := installed_bundle(str(model_source))) is not None:
+        return installed
     cached = _cache_root() / _cache_key(path, str(model_source), revision)
     if (cached / MANIFEST_FILE).is_file():
         return cached

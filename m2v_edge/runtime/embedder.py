@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Encoding, Tokenizer
 
-from m2v_edge.bundle import ATTENTION_MASK, INPUT_IDS, OUTPUT, Manifest, model_file, read_manifest, verify_file
+from m2v_edge.bundle import ATTENTION_MASK, INPUT_IDS, OUTPUT, Manifest, read_manifest, verify_file
 from m2v_edge.device_profiles import Profile, resolve_profile
 from m2v_edge.errors import BundleError
+from m2v_edge.models import resolve_bundle
 from m2v_edge.runtime.session import build_session
 
 logger = logging.getLogger(__name__)
@@ -33,7 +34,8 @@ class EdgeEmbedder:
     One instance is safe to use from many threads at once: encoding keeps no state between calls, and
     onnxruntime sessions and tokenizers are thread-safe.
 
-    :param bundle: the bundle folder (written by `m2v_edge.export.export_model`).
+    :param bundle: the bundle folder (written by `m2v_edge.export.export_model`), or the name of an installed
+        model package (`m2v-edge models`); an existing path wins over a package name.
     :param variant: `fp32`, `fp16` or `int8`; default: the profile's first preference the bundle has.
     :param threads: onnxruntime intra-op threads; default: the profile's.
     :param profile: `"auto"` (detect the device), a profile name, a profile TOML path or a `Profile`.
@@ -49,7 +51,7 @@ class EdgeEmbedder:
         profile: str | Path | Profile | None = "auto",
         token_budget: int | None = None,
     ) -> None:
-        self.bundle_dir = Path(bundle)
+        self.bundle_dir = resolve_bundle(bundle)
         self.manifest: Manifest = read_manifest(self.bundle_dir)
         self.profile: Profile = resolve_profile(profile)
         self.variant: str = self._choose_variant(variant)
