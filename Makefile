@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: demo test test-arm64 bench bench-smoke dist clean
+.PHONY: demo test test-arm64 bench bench-smoke quality dist clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ bench: $(VENV)/.installed-dev+bench
 
 bench-smoke: $(VENV)/.installed-dev+bench
 	$(PY) -m bench --smoke
+
+# Size against retrieval quality for fp32/fp16/int8/int4 at dims 256, 128 and 64 (bench/results/*-quality.*).
+quality: $(VENV)/.installed-dev+bench
+	$(PY) -m bench.quality_report
 
 # dist/: the m2v-edge sdist and wheel, and the shipped potion-base-8M as the model wheel
 # m2v-edge-model-potion-base-8m (int8 and fp16; the model wheel is byte-for-byte reproducible).

@@ -4,7 +4,7 @@ A bundle is a folder::
 
     m2v_edge.json          the manifest (this module's `Manifest`)
     tokenizer.json         the source tokenizer, padding and truncation settings removed
-    model.<variant>.onnx   one pooling graph per variant (fp32, fp16, int8)
+    model.<variant>.onnx   one pooling graph per variant (fp32, fp16, int8, int4)
     LICENSE, ATTRIBUTION.txt, ...   the source's licence files, copied verbatim
 
 Only the standard library is used here so that the runtime stays dependency-light.
@@ -23,7 +23,7 @@ from m2v_edge.errors import BundleError
 FORMAT_VERSION = 1
 MANIFEST_FILE = "m2v_edge.json"
 TOKENIZER_FILE = "tokenizer.json"
-VARIANTS = ("fp32", "fp16", "int8")
+VARIANTS = ("fp32", "fp16", "int8", "int4")
 """Every variant this format version knows, in order of decreasing precision."""
 
 INPUT_IDS = "input_ids"
@@ -95,6 +95,9 @@ class Manifest:
     format_version: int = FORMAT_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
     """Free-form facts recorded by the exporter (table dtype, weights/mapping present...)."""
+    truncated_from: int | None = None
+    """The source table's dim when the export kept only its first `dim` dimensions (`export_model(...,
+    dimensionality=N)`, `--dim N`), None when every dimension was kept. Absent from older manifests."""
 
     @property
     def char_limit(self) -> int | None:
@@ -146,9 +149,19 @@ class Manifest:
                 exporter_version=str(data.get("exporter_version", "")),
                 format_version=version,
                 extra=dict(data.get("extra", {})),
+                truncated_from=_optional_int(data.get("truncated_from")),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise BundleError(f"{where} is missing or has a malformed field ({exc!r}); re-export the bundle") from None
+
+
+def _optional_int(value: Any) -> int | None:
+    """None, or a positive integer (bools refused)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"expected a positive integer or null, got {value!r}")
+    return value
 
 
 def read_manifest(bundle_dir: Path) -> Manifest:

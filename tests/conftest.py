@@ -47,6 +47,14 @@ def potion_bundle(tmp_path_factory: pytest.TempPathFactory, potion_source: Path)
 
 
 @pytest.fixture(scope="session")
+def potion_int4_bundle(tmp_path_factory: pytest.TempPathFactory, potion_source: Path) -> Path:
+    """potion-base-8M exported with the int4 variant only (read-only)."""
+    from m2v_edge.export import export_model
+
+    return export_model(potion_source, tmp_path_factory.mktemp("potion_int4") / "bundle", variants=("int4",))
+
+
+@pytest.fixture(scope="session")
 def debian_texts() -> list[str]:
     """The 16,000 public Debian texts: 8,000 synopses (queries) then 8,000 long descriptions (documents)."""
     path = next((p for p in DEBIAN_CANDIDATES if p.is_file()), None)

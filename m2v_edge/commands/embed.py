@@ -16,7 +16,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export = subparsers.add_parser("export", help="export a Model2Vec model (folder or Hub id) to a bundle")
     export.add_argument("source", help="Model2Vec model folder or Hub id (org/name)")
     export.add_argument("-o", "--output", required=True, type=Path, help="bundle folder to create")
-    export.add_argument("--variants", default="fp32,int8", help="comma-separated: fp32, fp16, int8 (default fp32,int8)")
+    export.add_argument(
+        "--variants", default="fp32,int8", help="comma-separated: fp32, fp16, int8, int4 (default fp32,int8)"
+    )
+    export.add_argument(
+        "--dim", type=int, metavar="N", help="keep the first N dimensions only (re-normalised if the model normalises)"
+    )
     export.add_argument("--revision", help="Hub branch, tag or commit")
     export.add_argument("--overwrite", action="store_true", help="replace the output folder if it exists")
     export.set_defaults(handler=_export)
@@ -49,9 +54,11 @@ def _export(args: argparse.Namespace) -> int:
         revision=args.revision,
         token=os.environ.get("HF_TOKEN"),
         overwrite=args.overwrite,
+        dimensionality=args.dim,
     )
     manifest = read_manifest(out)
-    print(f"exported {manifest.source.id} (dim {manifest.dim}) to {out}")
+    of = f" of {manifest.truncated_from}" if manifest.truncated_from else ""
+    print(f"exported {manifest.source.id} (dim {manifest.dim}{of}) to {out}")
     for name, entry in manifest.variants.items():
         print(f"  {entry.file:<20} {entry.size / 1e6:8.2f} MB")
     return 0

@@ -25,7 +25,7 @@ from m2v_edge.bundle import (
 )
 from m2v_edge.errors import ExportError
 from m2v_edge.export.graph import build_graph
-from m2v_edge.export.quantize import quantize_table
+from m2v_edge.export.quantize import int4_layout, quantize_table
 from m2v_edge.export.source import ModelSource, load_source
 
 logger = logging.getLogger(__name__)
@@ -41,6 +41,7 @@ def export_model(
     revision: str | None = None,
     token: str | None = None,
     overwrite: bool = False,
+    dimensionality: int | None = None,
 ) -> Path:
     """Export a Model2Vec model (local folder or Hub id) to an m2v-edge bundle folder.
 
@@ -50,22 +51,28 @@ def export_model(
     :param source: a Model2Vec model folder (any of the three layouts) or a Hub id such as
         `minishlab/potion-base-8M` (downloaded with huggingface_hub; offline it is read from the cache).
     :param out_dir: the bundle folder to create.
-    :param variants: table precisions to write, any of `fp32`, `fp16`, `int8`.
+    :param variants: table precisions to write, any of `fp32`, `fp16`, `int8`, `int4`.
     :param revision: Hub branch, tag or commit (Hub ids only).
     :param token: Hub token for private or gated models (Hub ids only).
     :param overwrite: replace `out_dir` if it exists.
+    :param dimensionality: keep only the first N dimensions of the table (Model2Vec tables are PCA-ordered), as
+        model2vec's `StaticModel.from_pretrained(..., dimensionality=N)` does; vectors are re-normalised when the
+        model normalises. Recorded in the manifest (`dim` = N, `truncated_from` = the source's dim).
     :return: the bundle folder.
     """
     chosen = _check_variants(variants)
+    if dimensionality is not None and (isinstance(dimensionality, bool) or not isinstance(dimensionality, int)):
+        raise ExportError(f"dimensionality must be a whole number, got {dimensionality!r}")
     out = Path(out_dir)
     if out.exists() and not overwrite:
         raise ExportError(f"{out} already exists; pass overwrite=True (--overwrite) to replace it")
     src = load_source(source, revision=revision, token=token)
+    table = _truncate(src, dimensionality)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     staging.chmod(0o755)  # mkdtemp makes it private; a bundle is meant to be shared and copied
     try:
-        _write_bundle(src, staging, chosen)
+        _write_bundle(src, table, staging, chosen)
         _replace(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -84,7 +91,20 @@ def _check_variants(variants: Iterable[str]) -> tuple[str, ...]:
     return chosen
 
 
-def _write_bundle(src: ModelSource, folder: Path, variants: tuple[str, ...]) -> None:
+def _truncate(src: ModelSource, dimensionality: int | None) -> np.ndarray:
+    """The source table, or its first `dimensionality` columns; out-of-range values are refused."""
+    dim = int(src.table.shape[1])
+    if dimensionality is None:
+        return src.table
+    if not 1 <= dimensionality <= dim:
+        raise ExportError(
+            f"dimensionality {dimensionality} is out of range for {src.source_id}: its table has {dim} dimensions, "
+            f"so choose from 1 to {dim}"
+        )
+    return src.table[:, :dimensionality]
+
+
+def _write_bundle(src: ModelSource, table: np.ndarray, folder: Path, variants: tuple[str, ...]) -> None:
     tokenizer_json = dict(src.tokenizer_json, padding=None, truncation=None)
     (folder / TOKENIZER_FILE).write_text(json.dumps(tokenizer_json, ensure_ascii=False), encoding="utf-8")
     tokenizer = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
@@ -92,7 +112,7 @@ def _write_bundle(src: ModelSource, folder: Path, variants: tuple[str, ...]) -> 
     entries = {}
     for variant in variants:
         model = build_graph(
-            quantize_table(src.table, variant),
+            quantize_table(table, variant),
             weights=src.weights,
             mapping=src.mapping,
             unk_id=unk_id,
@@ -106,7 +126,7 @@ def _write_bundle(src: ModelSource, folder: Path, variants: tuple[str, ...]) -> 
     vocab = tokenizer.get_vocab()
     manifest = Manifest(
         source=SourceInfo(id=src.source_id, revision=src.revision, sha256=src.weights_sha256),
-        dim=int(src.table.shape[1]),
+        dim=int(table.shape[1]),
         normalize=src.normalize,
         max_length=src.max_length,
         median_token_length=int(np.median([len(token) for token in vocab])),
@@ -117,7 +137,8 @@ def _write_bundle(src: ModelSource, folder: Path, variants: tuple[str, ...]) -> 
         tokenizer=FileEntry.of(folder, TOKENIZER_FILE),
         licence_files=tuple(FileEntry.of(folder, p.name) for p in src.licence_files),
         exporter_version=__version__,
-        extra=_facts(src),
+        extra=_facts(src, table, variants),
+        truncated_from=int(src.table.shape[1]) if table.shape[1] < src.table.shape[1] else None,
     )
     write_manifest(folder, manifest)
 
@@ -139,13 +160,16 @@ def _pad_id(tokenizer_json: dict[str, Any], unk_id: int | None) -> int:
     return unk_id if unk_id is not None else 0
 
 
-def _facts(src: ModelSource) -> dict[str, Any]:
-    return {
+def _facts(src: ModelSource, table: np.ndarray, variants: tuple[str, ...]) -> dict[str, Any]:
+    facts: dict[str, Any] = {
         "table_dtype": str(src.table.dtype),
         "table_rows": int(src.table.shape[0]),
         "has_weights": src.weights is not None,
         "has_mapping": src.mapping is not None,
     }
+    if "int4" in variants:
+        facts["int4_block_size"] = int4_layout(int(table.shape[1]))[1]
+    return facts
 
 
 def _replace(staging: Path, out: Path) -> None:

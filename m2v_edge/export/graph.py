@@ -5,12 +5,13 @@ Per row::
 
     keep[t]   = attention_mask[t] != 0 and input_ids[t] != unk_id
     row(t)    = mapping[input_ids[t]] if mapping else input_ids[t]
-    w[t]      = keep[t] * weights[input_ids[t]] (if weights) * scale[row(t)] (int8)
+    w[t]      = keep[t] * weights[input_ids[t]] (if weights) * scale[row(t)] (int8; int4: one per block)
     sum       = w @ table[row(t)]
     embedding = sum / (||sum|| + 1e-32) if normalize else sum / max(sum(keep), 1)   # zero when nothing is kept
 
 The weighted sum is one batched MatMul ([batch, 1, seq] x [batch, seq, dim]), so dequantisation and
-weights cost one multiply per token instead of one per table value.
+weights cost one multiply per token instead of one per table value. int4 tables (one scale per block of
+columns) are summed block by block, see `m2v_edge.export.graph_int4`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from m2v_edge.bundle import ATTENTION_MASK, INPUT_IDS, OUTPUT
+from m2v_edge.export.graph_int4 import int4_weighted_sum
 from m2v_edge.export.quantize import StoredTable
 
 OPSET = 17
@@ -54,7 +56,7 @@ def build_graph(
 ) -> onnx.ModelProto:
     """The pooling model for one variant's stored table."""
     g = _GraphBuilder()
-    dim = int(table.values.shape[1])
+    dim = table.columns
     ids, mask = INPUT_IDS, ATTENTION_MASK
 
     keep = g.op("Cast", [mask], "mask_f", to=TensorProto.FLOAT)
@@ -68,22 +70,26 @@ def build_graph(
     if weights is not None:
         gathered = g.op("Gather", [g.const("weights", weights.astype(np.float32)), ids], "token_weights", axis=0)
         token_weight = g.op("Mul", [token_weight, gathered], "weighted_keep")
-    if table.scales is not None:
-        scales = g.op("Gather", [g.const("scales", table.scales.astype(np.float32)), rows], "row_scales", axis=0)
-        token_weight = g.op("Mul", [token_weight, scales], "scaled_keep")
-
-    vectors = g.op("Gather", [g.const("table", table.values), rows], "vectors", axis=0)
-    if table.values.dtype != np.float32:
-        vectors = g.op("Cast", [vectors], "vectors_f", to=TensorProto.FLOAT)
-    axis1 = g.const("axis1", np.array([1], dtype=np.int64))
-    row_weights = g.op("Unsqueeze", [token_weight, axis1], "row_weights")
-    summed = g.op("Squeeze", [g.op("MatMul", [row_weights, vectors], "summed_3d"), axis1], "summed")
+    if table.block_size is not None:
+        summed = int4_weighted_sum(g, table, rows, token_weight)
+        axis1 = None
+    else:
+        if table.scales is not None:
+            scales = g.op("Gather", [g.const("scales", table.scales.astype(np.float32)), rows], "row_scales", axis=0)
+            token_weight = g.op("Mul", [token_weight, scales], "scaled_keep")
+        vectors = g.op("Gather", [g.const("table", table.values), rows], "vectors", axis=0)
+        if table.values.dtype != np.float32:
+            vectors = g.op("Cast", [vectors], "vectors_f", to=TensorProto.FLOAT)
+        axis1 = g.const("axis1", np.array([1], dtype=np.int64))
+        row_weights = g.op("Unsqueeze", [token_weight, axis1], "row_weights")
+        summed = g.op("Squeeze", [g.op("MatMul", [row_weights, vectors], "summed_3d"), axis1], "summed")
     if normalize:
         # The mean's direction is the sum's: dividing by the token count first would only cost nodes.
         norm = g.op("ReduceL2", [summed], "norm", axes=[1], keepdims=1)
         eps = g.const("eps", np.array(1e-32, dtype=np.float32))
         g.op("Div", [summed, g.op("Add", [norm, eps], "norm_eps")], OUTPUT)
     else:
+        axis1 = axis1 or g.const("axis1", np.array([1], dtype=np.int64))
         count = g.op("ReduceSum", [keep, axis1], "count", keepdims=1)
         divisor = g.op("Max", [count, g.const("one", np.array(1.0, dtype=np.float32))], "divisor")
         g.op("Div", [summed, divisor], OUTPUT)

@@ -36,7 +36,7 @@ class EdgeEmbedder:
 
     :param bundle: the bundle folder (written by `m2v_edge.export.export_model`), or the name of an installed
         model package (`m2v-edge models`); an existing path wins over a package name.
-    :param variant: `fp32`, `fp16` or `int8`; default: the profile's first preference the bundle has.
+    :param variant: `fp32`, `fp16`, `int8` or `int4`; default: the profile's first preference the bundle has.
     :param threads: onnxruntime intra-op threads; default: the profile's.
     :param profile: `"auto"` (detect the device), a profile name, a profile TOML path or a `Profile`.
     :param token_budget: most padded tokens per onnxruntime call; default: the profile's.

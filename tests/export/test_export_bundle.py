@@ -183,12 +183,12 @@ def test_out_dir_parent_is_created(tiny_models: TinyModels, tmp_path: Path) -> N
 # --- all-or-nothing --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("variants", [["fp32", "int4"], ["FP32"], [], "fp32,,bf16"])
+@pytest.mark.parametrize("variants", [["fp32", "int2"], ["FP32"], [], "fp32,,bf16"])
 def test_bad_variant_leaves_nothing(tiny_models: TinyModels, tmp_path: Path, variants) -> None:
     out = tmp_path / "bundle"
     with pytest.raises(ExportError) as info:
         export_model(tiny_models.folder("wp-f32-L1"), out, variants=variants)
-    assert "fp32, fp16, int8" in str(info.value)
+    assert "fp32, fp16, int8, int4" in str(info.value)
     assert not out.exists()
     assert _leftovers(tmp_path, "bundle") == []
 

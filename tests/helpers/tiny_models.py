@@ -47,6 +47,10 @@ CORPUS = [
 ]
 
 ALL_VARIANTS = ("fp32", "fp16", "int8")
+"""The variants of the shared bundles (`TinyModels.bundle`, the `potion_bundle` fixture)."""
+PARITY_VARIANTS = (*ALL_VARIANTS, "int4")
+"""Every variant checked against model2vec; int4 comes from separate bundles (`TinyModels.int4_bundle`, the
+`potion_int4_bundle` fixture) so that the shared bundles keep their three files."""
 TOKENIZER_KINDS = ("wordpiece", "bpe_unk", "bpe_nounk", "unigram")
 ZERO_WORD = "the"
 """A word whose tokens' table rows are set to zero: a text of only this word has a zero mean (an edge case)."""
@@ -332,6 +336,7 @@ class TinyModels:
         self._tokenizers = {kind: build_tokenizer(kind) for kind in TOKENIZER_KINDS}
         self._folders: dict[str, Path] = {}
         self._bundles: dict[str, Path] = {}
+        self._int4_bundles: dict[str, Path] = {}
         self._references: dict[str, tuple[list[str], np.ndarray]] = {}
 
     def spec(self, spec_id: str) -> TinySpec:
@@ -352,6 +357,20 @@ class TinyModels:
                 self.folder(spec_id), self.root / "bundles" / spec_id, variants=ALL_VARIANTS
             )
         return self._bundles[spec_id]
+
+    def int4_bundle(self, spec_id: str) -> Path:
+        """A bundle with only the int4 variant (read-only)."""
+        if spec_id not in self._int4_bundles:
+            from m2v_edge.export import export_model
+
+            self._int4_bundles[spec_id] = export_model(
+                self.folder(spec_id), self.root / "bundles-int4" / spec_id, variants=("int4",)
+            )
+        return self._int4_bundles[spec_id]
+
+    def bundle_with(self, spec_id: str, variant: str) -> Path:
+        """The bundle that holds `variant`: `bundle` for fp32, fp16 and int8, `int4_bundle` for int4."""
+        return self.int4_bundle(spec_id) if variant == "int4" else self.bundle(spec_id)
 
     def reference(self, spec_id: str) -> tuple[list[str], np.ndarray]:
         """The texts the model is checked on, and model2vec's vectors for them."""
