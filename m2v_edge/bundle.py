@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import stat as stat_mode
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,15 +129,17 @@ class Manifest:
         if not isinstance(data, dict):
             raise BundleError(f"{where} must hold a JSON object; re-export the bundle")
         version = data.get("format_version")
-        if not isinstance(version, int):
+        if not isinstance(version, int) or isinstance(version, bool):
             raise BundleError(f"{where} has no integer 'format_version'; re-export the bundle")
+        if version < 1:
+            raise BundleError(f"{where} has format_version {version}, which no m2v-edge writes; re-export the bundle")
         if version > FORMAT_VERSION:
             raise BundleError(
                 f"{where} uses bundle format {version} but this m2v-edge reads up to {FORMAT_VERSION}: "
                 "upgrade m2v-edge (pip install -U m2v-edge)"
             )
         try:
-            return cls(
+            manifest = cls(
                 source=SourceInfo(**data["source"]),
                 dim=int(data["dim"]),
                 normalize=bool(data["normalize"]),
@@ -151,8 +156,34 @@ class Manifest:
                 extra=dict(data.get("extra", {})),
                 truncated_from=_optional_int(data.get("truncated_from")),
             )
+            _check_values(manifest)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise BundleError(f"{where} is missing or has a malformed field ({exc!r}); re-export the bundle") from None
+        return manifest
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+MAX_MANIFEST_BYTES = 1 << 20
+
+
+def _check_values(manifest: Manifest) -> None:
+    """Raise ValueError for values no exporter writes (they would reach numpy or file paths unchecked)."""
+    for name in ("dim", "vocab_size", "median_token_length"):
+        if getattr(manifest, name) < 1:
+            raise ValueError(f"{name} must be >= 1, got {getattr(manifest, name)}")
+    _optional_int(manifest.max_length)
+    unk = manifest.unk_id
+    if unk is not None and (isinstance(unk, bool) or not isinstance(unk, int) or not 0 <= unk < manifest.vocab_size):
+        raise ValueError(f"unk_id must be null or a token id below vocab_size, got {unk!r}")
+    if not manifest.variants:
+        raise ValueError("variants is empty")
+    for entry in (*manifest.variants.values(), manifest.tokenizer, *manifest.licence_files):
+        if not isinstance(entry.file, str) or not entry.file or "\x00" in entry.file:
+            raise ValueError(f"file must be a non-empty name, got {entry.file!r}")
+        if not isinstance(entry.sha256, str) or not _SHA256.fullmatch(entry.sha256):
+            raise ValueError(f"sha256 of {entry.file} must be 64 lowercase hex digits, got {entry.sha256!r}")
+        if isinstance(entry.size, bool) or not isinstance(entry.size, int) or entry.size < 0:
+            raise ValueError(f"size of {entry.file} must be a whole number of bytes, got {entry.size!r}")
 
 
 def _optional_int(value: Any) -> int | None:
@@ -170,6 +201,9 @@ def read_manifest(bundle_dir: Path) -> Manifest:
     if not Path(bundle_dir).is_dir():
         raise BundleError(f"bundle folder {bundle_dir} does not exist; export one with 'm2v-edge export'")
     try:
+        info = _bundle_file_stat(Path(bundle_dir), path)
+        if info.st_size > MAX_MANIFEST_BYTES:
+            raise BundleError(f"{path} has {info.st_size} bytes, far more than a manifest; re-export the bundle")
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise BundleError(
@@ -185,26 +219,33 @@ def write_manifest(bundle_dir: Path, manifest: Manifest) -> None:
     (Path(bundle_dir) / MANIFEST_FILE).write_text(manifest.to_json(), encoding="utf-8")
 
 
-def verify_file(bundle_dir: Path, entry: FileEntry) -> Path:
+def verify_file(
+    bundle_dir: Path, entry: FileEntry, *, check: Callable[[Path], None] | None = None, check_id: str = ""
+) -> Path:
     """Check that a bundle file exists and matches its manifest entry; return its path.
 
-    The size is always checked. The sha256 is checked once per file state: a successful check is remembered
-    under `$XDG_CACHE_HOME/m2v-edge/verified/` keyed by the file's device, inode, size, mtime and ctime, so later
-    loads of an unchanged file skip the hashing (any write to the file changes its ctime).
+    Always checked: the name stays inside the bundle (no absolute path, no `..`, no symlink leading out), the file
+    is a regular file, its size. The sha256, and then `check` (a format check that raises `BundleError`), run once
+    per file state: success is remembered under `$XDG_CACHE_HOME/m2v-edge/verified/` keyed by the file's device,
+    inode, size, mtime and ctime, its sha256 and `check_id` (which names the check and the manifest values it
+    compared), so later loads of an unchanged file skip hashing and parsing (any write changes the ctime). Only
+    a file that passed everything gets a stamp.
     """
     path = Path(bundle_dir) / entry.file
-    if Path(entry.file).is_absolute() or ".." in Path(entry.file).parts:
+    if _leaves_folder(entry.file):
         raise BundleError(f"manifest of {bundle_dir} names a file outside the bundle: {entry.file!r}")
     try:
-        stat = path.stat()
+        stat = _bundle_file_stat(Path(bundle_dir), path)
     except FileNotFoundError:
         raise BundleError(f"bundle file {path} is missing; re-export the bundle or copy it again") from None
+    except OSError as exc:
+        raise BundleError(f"cannot read bundle file {path}: {exc.strerror or exc}") from None
     if stat.st_size != entry.size:
         raise BundleError(
             f"bundle file {path} has {stat.st_size} bytes, the manifest says {entry.size}: "
             "the file is truncated or was replaced; re-export or copy the bundle again"
         )
-    stamp = _stamp_path(stat, entry.sha256)
+    stamp = _stamp_path(stat, f"{entry.sha256}-{check_id}" if check_id else entry.sha256)
     if stamp.exists():
         return path
     actual = sha256_file(path)
@@ -213,8 +254,33 @@ def verify_file(bundle_dir: Path, entry: FileEntry) -> Path:
             f"bundle file {path} does not match its manifest (sha256 {actual[:12]}..., expected "
             f"{entry.sha256[:12]}...): it was modified or corrupted; re-export or copy the bundle again"
         )
+    if check is not None:
+        check(path)
     _touch(stamp)
     return path
+
+
+def _leaves_folder(name: str) -> bool:
+    """Whether a manifest's file name is absolute or climbs out with `..`."""
+    return Path(name).is_absolute() or ".." in Path(name).parts
+
+
+def _bundle_file_stat(bundle_dir: Path, path: Path) -> os.stat_result:
+    """`stat` of a bundle file that must be a regular file inside the bundle folder, symlinks resolved."""
+    root = bundle_dir.resolve()
+    try:
+        real = path.resolve()
+    except RuntimeError:  # a symlink loop (Python < 3.13)
+        raise BundleError(f"bundle file {path} is a symlink loop; copy the real file into the bundle") from None
+    if real != root and root not in real.parents:
+        raise BundleError(
+            f"bundle file {path} is a symlink to {real}, outside the bundle folder {root}: "
+            "copy the real file into the bundle (m2v-edge follows no links out of a bundle)"
+        )
+    info = path.stat()
+    if not stat_mode.S_ISREG(info.st_mode):
+        raise BundleError(f"bundle file {path} is not a regular file; re-export the bundle or copy it again")
+    return info
 
 
 def _stamp_path(stat: os.stat_result, sha256: str) -> Path:
@@ -230,3 +296,40 @@ def _touch(stamp: Path) -> None:
         stamp.touch()
     except OSError:
         pass  # a read-only cache only costs the fast path
+
+
+# ----------------------------------------------------------------------------- format checks (before onnxruntime)
+
+CHECKS_VERSION = 1
+"""Part of every stamp's `check_id`: bumped when the checks change, so that files are checked again."""
+
+
+def verify_model(bundle_dir: Path, manifest: Manifest, variant: str) -> Path:
+    """`verify_file` for a variant's graph, checked by `m2v_edge.bundle_checks.check_model_file`; return its path."""
+    if variant not in VARIANTS:
+        raise BundleError(
+            f"bundle {bundle_dir} has a variant {variant!r} this m2v-edge does not know: "
+            "upgrade m2v-edge (pip install -U m2v-edge)"
+        )
+    from m2v_edge.bundle_checks import check_model_file
+
+    entry = manifest.variants[variant]
+    if entry.file != model_file(variant) and not _leaves_folder(entry.file):  # verify_file explains the latter
+        raise BundleError(
+            f"the manifest of {bundle_dir} puts variant {variant} in {entry.file!r}, not {model_file(variant)!r}: "
+            "its variants disagree with the files; re-export the bundle"
+        )
+    check_id = f"model{CHECKS_VERSION}.{variant}.{manifest.dim}.{manifest.vocab_size}"
+    return verify_file(
+        bundle_dir, entry, check=lambda path: check_model_file(path, manifest, variant), check_id=check_id
+    )
+
+
+def verify_tokenizer(bundle_dir: Path, manifest: Manifest) -> Path:
+    """`verify_file` for `tokenizer.json`, checked by `m2v_edge.bundle_checks.check_tokenizer_file`; return its path."""
+    from m2v_edge.bundle_checks import check_tokenizer_file
+
+    check_id = f"tokenizer{CHECKS_VERSION}.{manifest.vocab_size}"
+    return verify_file(
+        bundle_dir, manifest.tokenizer, check=lambda path: check_tokenizer_file(path, manifest), check_id=check_id
+    )

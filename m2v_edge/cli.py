@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -46,13 +47,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except (M2VEdgeError, OSError, ValueError) as exc:
+        if isinstance(exc, BrokenPipeError) and _stdout_gone():
+            return 141  # the reader went away (`m2v-edge encode ... | head`): stop quietly, as `cat` does
         if args.verbose:
             raise
-        print(f"m2v-edge {args.command}: error: {exc}", file=sys.stderr)
+        message = " ".join(str(exc).splitlines()) or type(exc).__name__  # one line, whatever the library said
+        print(f"m2v-edge {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"m2v-edge {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _stdout_gone() -> bool:
+    """Whether stdout is a pipe whose reader has gone; if so, stdout is pointed at /dev/null (a silent exit)."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        gone = any(events & select.POLLERR for _, events in poller.poll(0))
+    except (OSError, ValueError, AttributeError):  # no poll (not Linux/BSD) or no real stdout
+        return False
+    if gone:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return gone
 
 
 if __name__ == "__main__":

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import IO, Any
 
 import numpy as np
 
@@ -33,7 +36,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     encode.add_argument("--input", default="-", help="text file, one text per line, or .jsonl with a 'text' field (- for stdin)")
     encode.add_argument("--format", choices=("jsonl", "npy"), default="jsonl", help="output format (default jsonl)")
     encode.add_argument("--output", default="-", help="output file (- for stdout; npy needs a file)")
-    encode.add_argument("--batch", type=int, default=4096, help="texts encoded per step (bounds memory)")
+    encode.add_argument("--batch", type=_positive, default=4096, help="texts encoded per step (bounds memory)")
+    encode.add_argument(
+        "--progress", action=argparse.BooleanOptionalAction, default=None,
+        help="show a progress bar on stderr (default: when stderr is a terminal)",
+    )
     encode.set_defaults(handler=_encode)
 
 
@@ -64,55 +71,121 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def _read_texts(source: str) -> Iterator[str]:
-    handle = sys.stdin if source == "-" else open(source, encoding="utf-8")
+    """Texts one per line (a line's end removed), or the 'text' field of each JSONL line; streamed.
+
+    Lines are decoded one by one so that an error names the right line."""
+    handle = sys.stdin.buffer if source == "-" else open(source, "rb")  # noqa: SIM115 - closed below
     as_jsonl = source.endswith(".jsonl")
     with handle:
-        for number, line in enumerate(handle, 1):
-            line = line.rstrip("\n")
-            if as_jsonl:
-                try:
-                    record = json.loads(line)
-                    text = record["text"]
-                except (ValueError, KeyError, TypeError):
-                    raise ValueError(f"{source} line {number}: expected a JSON object with a 'text' field") from None
-                yield text
-            else:
+        for number, raw in enumerate(handle, 1):
+            try:
+                line = raw.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError as exc:
+                raise ValueError(f"{source} line {number} is not UTF-8 ({exc.reason})") from None
+            if not as_jsonl:
                 yield line
+                continue
+            try:
+                text = json.loads(line)["text"]
+            except (ValueError, KeyError, TypeError):
+                raise ValueError(f"{source} line {number}: expected a JSON object with a 'text' field") from None
+            if not isinstance(text, str):
+                kind = type(text).__name__
+                raise ValueError(f"{source} line {number}: 'text' is {kind}, not a string")  # noqa: TRY004
+            yield text
 
 
 def _encode(args: argparse.Namespace) -> int:
+    from m2v_edge.commands.progress import Progress, show_progress
     from m2v_edge.runtime import EdgeEmbedder
     from m2v_edge.runtime.stream import encode_stream
 
     if args.format == "npy" and args.output == "-":
         raise ValueError("--format npy needs --output FILE")
+    if args.output != "-":
+        _check_output(Path(args.output))
     embedder = EdgeEmbedder(args.bundle, variant=args.variant, profile=args.profile)
-    vectors = encode_stream(embedder, _read_texts(args.input), batch=args.batch)
-    if args.format == "npy":
-        count = _write_npy(Path(args.output), vectors, embedder.dim)
-    else:
-        out = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8")
-        with out:
-            count = 0
-            for block in vectors:
-                for row in block:
-                    out.write(json.dumps([round(float(x), 7) for x in row]) + "\n")
-                count += len(block)
+    bar = Progress("encode", show_progress(args.progress), unit="texts")
+    vectors = _counted(encode_stream(embedder, _read_texts(args.input), batch=args.batch), bar)
+    try:
+        if args.format == "npy":
+            with _atomic(Path(args.output), "wb") as handle:
+                count = _write_npy(handle, vectors, embedder.dim)
+        elif args.output == "-":
+            count = _write_jsonl(sys.stdout, vectors)
+        else:
+            with _atomic(Path(args.output), "w") as handle:
+                count = _write_jsonl(handle, vectors)
+    finally:
+        bar.close()
     print(f"encoded {count} texts", file=sys.stderr)
     return 0
 
 
-def _write_npy(path: Path, blocks: Iterator[np.ndarray], dim: int) -> int:
+def _counted(blocks: Iterator[np.ndarray], bar: Any) -> Iterator[np.ndarray]:
+    """The blocks, reporting the running count of texts to a progress bar."""
+    done = 0
+    for block in blocks:
+        yield block
+        done += len(block)
+        bar.update(done)
+
+
+def _check_output(path: Path) -> None:
+    if path.is_dir():
+        raise ValueError(f"--output {path} is a folder; give a file name")
+    if not path.parent.is_dir():
+        raise ValueError(f"--output {path}: folder {path.parent} does not exist")
+
+
+@contextmanager
+def _atomic(path: Path, mode: str) -> Iterator[IO[Any]]:
+    """A file written under a temporary name beside `path`, renamed to it only when writing succeeded: an
+    interrupted or failed run never leaves a half-written file that looks complete."""
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        with open(partial, mode, encoding=None if "b" in mode else "utf-8") as handle:
+            yield handle
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+JSONL_ROWS = 256
+"""Vectors turned into Python floats at a time for JSONL output: bounds the memory of that step (~2 MB)."""
+
+
+def _write_jsonl(out: IO[str], blocks: Iterator[np.ndarray]) -> int:
+    """One JSON array of 7-decimal floats per vector, `JSONL_ROWS` vectors at a time."""
+    count = 0
+    for block in blocks:
+        for start in range(0, len(block), JSONL_ROWS):
+            rows = np.round(block[start : start + JSONL_ROWS].astype(np.float64), 7).tolist()
+            out.write("".join(f"{json.dumps(row)}\n" for row in rows))
+            count += len(rows)
+    return count
+
+
+def _write_npy(handle: IO[bytes], blocks: Iterator[np.ndarray], dim: int) -> int:
     """Write an .npy file incrementally; the fixed-size header is rewritten with the final count at the end."""
-    with open(path, "wb") as handle:
-        handle.write(_npy_header(0, dim))
-        count = 0
-        for block in blocks:
-            handle.write(np.ascontiguousarray(block, dtype=np.float32).tobytes())
-            count += len(block)
-        handle.seek(0)
-        handle.write(_npy_header(count, dim))
+    handle.write(_npy_header(0, dim))
+    count = 0
+    for block in blocks:
+        handle.write(np.ascontiguousarray(block, dtype=np.float32).tobytes())
+        count += len(block)
+    handle.seek(0)
+    handle.write(_npy_header(count, dim))
     return count
 
 

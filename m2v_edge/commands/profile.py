@@ -49,8 +49,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tune.add_argument("--objective", choices=("throughput", "latency", "memory"), default="throughput")
     tune.add_argument("--profile", default="auto", help="profile giving the other session settings (default auto)")
     tune.add_argument("--texts", type=Path, help="text file, one text per line (default: the built-in corpus)")
-    tune.add_argument("--min-seconds", type=float, default=1.0, help="least time spent on each throughput measurement")
-    tune.add_argument("--latency-samples", type=int, default=50, help="single-text calls per latency measurement")
+    tune.add_argument("--min-seconds", type=_positive_seconds, default=1.0,
+                      help="least time spent on each throughput measurement")
+    tune.add_argument("--latency-samples", type=_count, default=50, help="single-text calls per latency measurement")
     tune.add_argument("--write", action="store_true", help="save the best setting as a user profile")
     tune.add_argument("--name", default="tuned", help="name of the saved profile (default tuned)")
     tune.set_defaults(handler=_tune)
@@ -64,6 +65,23 @@ def _ints(text: str) -> tuple[int, ...]:
     if not values or min(values) < 1:
         raise argparse.ArgumentTypeError(f"expected integers >= 1, got {text!r}")
     return values
+
+
+def _count(text: str) -> int:
+    values = _ints(text)
+    if len(values) != 1:
+        raise argparse.ArgumentTypeError(f"expected one integer >= 1, got {text!r}")
+    return values[0]
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
+    return value
 
 
 def _words(text: str) -> tuple[str, ...]:
@@ -107,6 +125,8 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _detect(args: argparse.Namespace) -> int:
+    if not args.root.is_dir():
+        raise ValueError(f"--root {args.root} is not a folder (it stands for / of the machine to read)")
     detection = explain_detection(args.root, machine=args.machine)
     facts = detection.facts
     print(f"read under {facts.root}:")
@@ -166,8 +186,11 @@ def _tune_progress() -> Callable[[int, int, TuneSetting, TuneResult | None], Non
 
 def _tune(args: argparse.Namespace) -> int:
     from m2v_edge.device_profiles import explain_detection, resolve_profile, write_user_profile
+    from m2v_edge.device_profiles.schema import NAME_PATTERN
     from m2v_edge.device_profiles.tune import TuneGrid, best_result, corpus_texts, default_grid, tune, tuned_profile
 
+    if args.write and not NAME_PATTERN.match(args.name):  # refused now, not after minutes of tuning
+        raise ValueError(f"cannot save a profile named {args.name!r}: use a-z, 0-9, '.', '_' and '-' only")
     grid = default_grid(args.bundle)
     grid = TuneGrid(args.threads or grid.threads, args.variants or grid.variants, args.budgets or grid.token_budgets)
     texts = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import signal
 import threading
 import time
@@ -39,11 +40,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sync.add_argument("--outbox", required=True, type=Path)
     _target_args(sync)
     sync.add_argument("--watch", action="store_true", help="keep running and sync new rows as they arrive")
-    sync.add_argument("--interval", type=float, default=2.0, help="seconds between checks with --watch (default 2)")
+    sync.add_argument("--interval", type=_seconds, default=2.0, help="seconds between checks with --watch (default 2)")
     sync.add_argument("--batch-size", type=_positive, default=500, help="rows per upsert/delete (default 500)")
     sync.add_argument("--max-attempts", type=_positive, default=8, help="tries per batch before giving up (default 8)")
-    sync.add_argument("--max-delay", type=float, default=30.0, help="longest backoff between tries, s (default 30)")
-    sync.add_argument("--timeout", type=float, default=15.0, help="per-request Milvus timeout, s (default 15)")
+    sync.add_argument("--max-delay", type=_delay, default=30.0, help="longest backoff between tries, s (default 30)")
+    sync.add_argument("--timeout", type=_seconds, default=15.0, help="per-request Milvus timeout, s (default 15)")
     _progress_flag(sync)
     sync.set_defaults(handler=_sync)
 
@@ -59,7 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     search.add_argument("-k", type=_positive, default=10, help="number of hits (default 10)")
     search.add_argument("--variant", help="bundle variant (must be the one the collection was built with)")
     search.add_argument("--profile", default="auto")
-    search.add_argument("--timeout", type=float, default=15.0)
+    search.add_argument("--timeout", type=_seconds, default=15.0, help="Milvus timeout, s (default 15)")
     search.add_argument("--json", action="store_true", help="print hits as JSON lines")
     search.set_defaults(handler=_search)
 
@@ -181,6 +182,18 @@ def _target_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--token-file", type=Path, help="file holding the Milvus token (default: $M2V_EDGE_MILVUS_TOKEN)"
     )
+    parser.add_argument("--token", nargs="?", action=_RefuseToken, help=argparse.SUPPRESS)
+
+
+class _RefuseToken(argparse.Action):
+    """`--token VALUE` is refused without echoing VALUE: argv is readable by every user of the machine."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        parser.error(
+            "the Milvus token is never taken on the command line (other users can read it there); "
+            "put it in $M2V_EDGE_MILVUS_TOKEN or a file given with --token-file"
+        )
 
 
 def _target(args: argparse.Namespace) -> Any:
@@ -194,6 +207,27 @@ def _progress_flag(parser: argparse.ArgumentParser) -> None:
         "--progress", action=argparse.BooleanOptionalAction, default=None,
         help="show a progress bar on stderr (default: when stderr is a terminal)",
     )
+
+
+def _seconds(text: str) -> float:
+    """A finite duration > 0 (a zero, negative or NaN interval would make `--watch` spin)."""
+    return _duration_arg(text, zero_allowed=False)
+
+
+def _delay(text: str) -> float:
+    """A finite duration >= 0."""
+    return _duration_arg(text, zero_allowed=True)
+
+
+def _duration_arg(text: str, *, zero_allowed: bool) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0 or (value == 0 and not zero_allowed):
+        bound = ">= 0" if zero_allowed else "> 0"
+        raise argparse.ArgumentTypeError(f"expected a finite number of seconds {bound}, got {text!r}")
+    return value
 
 
 def _positive(text: str) -> int:

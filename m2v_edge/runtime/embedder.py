@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Encoding, Tokenizer
 
-from m2v_edge.bundle import ATTENTION_MASK, INPUT_IDS, OUTPUT, Manifest, read_manifest, verify_file
+from m2v_edge.bundle import ATTENTION_MASK, INPUT_IDS, OUTPUT, Manifest, read_manifest, verify_model, verify_tokenizer
 from m2v_edge.device_profiles import Profile, resolve_profile
 from m2v_edge.errors import BundleError
 from m2v_edge.models import resolve_bundle
@@ -64,7 +64,7 @@ class EdgeEmbedder:
             raise ValueError(f"token_budget must be >= 1, got {budget}")
         self.token_budget: int = budget
         self._tokenizer = self._load_tokenizer()
-        model_path = verify_file(self.bundle_dir, self.manifest.variants[self.variant])
+        model_path = verify_model(self.bundle_dir, self.manifest, self.variant)
         try:
             self.session = build_session(model_path, self.profile.session, threads=threads)
         except Exception as exc:  # onnxruntime raises its own untyped errors for unreadable graphs
@@ -143,7 +143,7 @@ class EdgeEmbedder:
         return fallback
 
     def _load_tokenizer(self) -> Tokenizer:
-        path = verify_file(self.bundle_dir, self.manifest.tokenizer)
+        path = verify_tokenizer(self.bundle_dir, self.manifest)
         try:
             tokenizer = Tokenizer.from_file(str(path))
         except Exception as exc:  # tokenizers raises plain Exception for malformed files
