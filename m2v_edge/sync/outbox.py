@@ -282,16 +282,10 @@ class Outbox:
         self, *, limit: int, max_bytes: int, up_to: int, after: tuple[int, str] | None = None
     ) -> list[PendingRow]:
         """Pending rows with `seq <= up_to`, in (seq, id) order after `after`, at most `limit` rows / `max_bytes`."""
-        sql = "SELECT id, seq, text, metadata, vector, attempts FROM docs WHERE state='pending' AND seq<=?"
-        params: list[object] = [up_to]
-        if after is not None:
-            sql += " AND (seq > ? OR (seq = ? AND id > ?))"
-            params += [after[0], after[0], after[1]]
-        sql += " ORDER BY seq, id LIMIT ?"
-        params.append(limit)
+        query = _page("id, seq, text, metadata, vector, attempts", "pending", limit=limit, up_to=up_to, after=after)
         rows: list[PendingRow] = []
         total = 0
-        for doc_id, seq, text, metadata, blob, attempts in self._conn.execute(sql, params):
+        for doc_id, seq, text, metadata, blob, attempts in self._conn.execute(*query):
             row = PendingRow(doc_id, seq, text, json.loads(metadata), self._decode(doc_id, blob), attempts)
             if rows and total + row.size > max_bytes:
                 break
@@ -302,14 +296,8 @@ class Outbox:
     @_reads
     def tombstones(self, *, limit: int, up_to: int, after: tuple[int, str] | None = None) -> list[Tombstone]:
         """Tombstones with `seq <= up_to`, in (seq, id) order after `after`, at most `limit`."""
-        sql = "SELECT id, seq FROM docs WHERE state='deleted-pending' AND seq<=?"
-        params: list[object] = [up_to]
-        if after is not None:
-            sql += " AND (seq > ? OR (seq = ? AND id > ?))"
-            params += [after[0], after[0], after[1]]
-        sql += " ORDER BY seq, id LIMIT ?"
-        params.append(limit)
-        return [Tombstone(doc_id, seq) for doc_id, seq in self._conn.execute(sql, params)]
+        query = _page("id, seq", "deleted-pending", limit=limit, up_to=up_to, after=after)
+        return [Tombstone(doc_id, seq) for doc_id, seq in self._conn.execute(*query)]
 
     def mark_synced(self, rows: Iterable[PendingRow | Tombstone]) -> int:
         """After the server acknowledged an upsert: mark rows synced unless they changed meanwhile."""
@@ -398,3 +386,17 @@ class Outbox:
     def _write(self) -> Transaction:
         """A write transaction that takes the next change number (available as the `with` target)."""
         return Transaction(self._conn, self.path, bump_seq=True)
+
+
+def _page(
+    columns: str, state: str, *, limit: int, up_to: int, after: tuple[int, str] | None
+) -> tuple[str, list[object]]:
+    """One keyset page of rows in `state` with `seq <= up_to`, in (seq, id) order after `after`."""
+    sql = f"SELECT {columns} FROM docs WHERE state=? AND seq<=?"
+    params: list[object] = [state, up_to]
+    if after is not None:
+        sql += " AND (seq > ? OR (seq = ? AND id > ?))"
+        params += [after[0], after[0], after[1]]
+    sql += " ORDER BY seq, id LIMIT ?"
+    params.append(limit)
+    return sql, params
