@@ -45,8 +45,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
-    import os
-
     from m2v_edge.bundle import read_manifest
     from m2v_edge.errors import MissingExtraError
 
