@@ -3,24 +3,20 @@
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from itertools import chain
 from pathlib import Path
 
 import numpy as np
-from tokenizers import Encoding, Tokenizer
 
 from m2v_edge.bundle import ATTENTION_MASK, INPUT_IDS, OUTPUT, Manifest, read_manifest, verify_model, verify_tokenizer
 from m2v_edge.device_profiles import Profile, resolve_profile
 from m2v_edge.errors import BundleError
 from m2v_edge.models import resolve_bundle
 from m2v_edge.runtime.session import build_session
+from m2v_edge.runtime.tokens import BundleTokenizer, TokenBatch
 
 logger = logging.getLogger(__name__)
-
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 CHUNK_TEXTS = 1024
 CHUNK_CHARS_PER_BUDGET_TOKEN = 32
@@ -63,7 +59,7 @@ class EdgeEmbedder:
         if budget < 1:
             raise ValueError(f"token_budget must be >= 1, got {budget}")
         self.token_budget: int = budget
-        self._tokenizer = self._load_tokenizer()
+        self._tokenizer = BundleTokenizer(verify_tokenizer(self.bundle_dir, self.manifest), self.manifest.max_length)
         model_path = verify_model(self.bundle_dir, self.manifest, self.variant)
         try:
             self.session = build_session(model_path, self.profile.session, threads=threads)
@@ -92,17 +88,17 @@ class EdgeEmbedder:
             return out
         chunks = _chunk_bounds(texts, CHUNK_CHARS_PER_BUDGET_TOKEN * self.token_budget)
         if len(chunks) <= 1:
-            self._pool(self._tokenize(texts), out)
+            self._pool(self._tokenizer.tokenize(texts), out)
             return out
         # Tokenise the next chunk in a worker while this thread pools the current one: both the
         # tokenizer and onnxruntime release the GIL, so the two overlap.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="m2v-edge-tokenize") as worker:
-            pending = worker.submit(self._tokenize, texts[slice(*chunks[0])])
+            pending = worker.submit(self._tokenizer.tokenize, texts[slice(*chunks[0])])
             for index, (start, stop) in enumerate(chunks):
-                encodings = pending.result()
+                tokens = pending.result()
                 if index + 1 < len(chunks):
-                    pending = worker.submit(self._tokenize, texts[slice(*chunks[index + 1])])
-                self._pool(encodings, out[start:stop])
+                    pending = worker.submit(self._tokenizer.tokenize, texts[slice(*chunks[index + 1])])
+                self._pool(tokens, out[start:stop])
         return out
 
     def encode_documents(self, documents: Sequence[str]) -> list[np.ndarray]:
@@ -142,19 +138,6 @@ class EdgeEmbedder:
         logger.warning("bundle %s has none of profile %s's variants; using %s", self.bundle_dir, self.profile.name, fallback)
         return fallback
 
-    def _load_tokenizer(self) -> Tokenizer:
-        path = verify_tokenizer(self.bundle_dir, self.manifest)
-        try:
-            tokenizer = Tokenizer.from_file(str(path))
-        except Exception as exc:  # tokenizers raises plain Exception for malformed files
-            raise BundleError(f"{path} is not a valid tokenizer file: {exc}; re-export the bundle") from None
-        tokenizer.no_padding()
-        if self.manifest.max_length is None:
-            tokenizer.no_truncation()
-        else:
-            tokenizer.enable_truncation(self.manifest.max_length)
-        return tokenizer
-
     def _prepare(self, texts: Sequence[str]) -> list[str]:
         """Check types and apply model2vec's character pre-truncation."""
         limit = self._char_limit
@@ -167,29 +150,18 @@ class EdgeEmbedder:
         return prepared
 
     def _encode_single(self, text: str, out: np.ndarray) -> None:
-        """The latency path: no sorting, no padding (`encode_batch_fast` skips the offsets `encode` computes)."""
-        ids = self._tokenize([text])[0].ids
+        """The latency path: no sorting, no padding."""
+        ids = self._tokenizer.tokenize_one(text)
         if ids:
             row = np.array([ids], dtype=np.int64)
             out[0] = self._run(row, np.ones_like(row))[0]
 
-    def _tokenize(self, texts: list[str]) -> list[Encoding]:
-        try:
-            return self._tokenizer.encode_batch_fast(texts, add_special_tokens=False)
-        except TypeError:
-            # tokenizers refuses strings UTF-8 cannot encode (lone surrogates; model2vec raises here too):
-            # read each lone surrogate as U+FFFD, one code point for one so the pre-truncation is unchanged.
-            cleaned = [_LONE_SURROGATE.sub("\ufffd", text) for text in texts]
-            return self._tokenizer.encode_batch_fast(cleaned, add_special_tokens=False)
-
-    def _pool(self, encodings: list[Encoding], out: np.ndarray) -> None:
+    def _pool(self, tokens: TokenBatch, out: np.ndarray) -> None:
         """Run the graph on length-sorted batches of at most `token_budget` padded tokens; fill `out`."""
-        lengths = np.fromiter(map(len, encodings), dtype=np.int64, count=len(encodings))
-        total = int(lengths.sum())
-        if total == 0:
-            return  # every text is empty: zero vectors
-        flat = np.fromiter(chain.from_iterable(e.ids for e in encodings), dtype=np.int64, count=total)
-        offsets = np.cumsum(lengths) - lengths
+        flat, offsets, lengths = tokens.ids, tokens.offsets, tokens.lengths
+        total = len(flat)
+        if not lengths.any():
+            return  # no text has tokens: zero vectors
         order = np.argsort(lengths, kind="stable")
         order = order[lengths[order] > 0]  # texts without tokens keep their zero vector
         sorted_lengths = lengths[order]

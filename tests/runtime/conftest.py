@@ -31,9 +31,10 @@ def bundle(tiny_models, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path
 def readers(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Which of onnxruntime and tokenizers the embedder handed a file to, in order."""
     import m2v_edge.runtime.embedder as embedder_module
+    import m2v_edge.runtime.tokens as tokens_module
 
     calls: list[str] = []
-    build_session, tokenizer_class = embedder_module.build_session, embedder_module.Tokenizer
+    build_session, tokenizer_class = embedder_module.build_session, tokens_module.Tokenizer
 
     def session(*args, **kwargs):
         calls.append("onnxruntime")
@@ -41,10 +42,10 @@ def readers(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     class Tokenizer:
         @staticmethod
-        def from_file(path: str):
+        def from_str(text: str):
             calls.append("tokenizers")
-            return tokenizer_class.from_file(path)
+            return tokenizer_class.from_str(text)
 
     monkeypatch.setattr(embedder_module, "build_session", session)
-    monkeypatch.setattr(embedder_module, "Tokenizer", Tokenizer)
+    monkeypatch.setattr(tokens_module, "Tokenizer", Tokenizer)
     return calls

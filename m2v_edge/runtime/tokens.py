@@ -1,0 +1,101 @@
+"""Texts to token ids with model2vec's tokenizer settings: tokenizers, plus the exact ASCII fast path where it applies."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import chain
+from pathlib import Path
+
+import numpy as np
+from tokenizers import Encoding, Tokenizer
+
+from m2v_edge.errors import BundleError
+from m2v_edge.runtime.ascii_wordpiece import AsciiWordPiece
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+@dataclass(frozen=True)
+class TokenBatch:
+    """Token ids of a list of texts: text i's ids are `ids[offsets[i] : offsets[i] + lengths[i]]` (int64 arrays).
+
+    Ids are truncated to the model's `max_length`; unk ids are still there (the graph drops them, as model2vec
+    does after truncating).
+    """
+
+    ids: np.ndarray
+    offsets: np.ndarray
+    lengths: np.ndarray
+
+    @classmethod
+    def from_encodings(cls, encodings: Sequence[Encoding]) -> TokenBatch:
+        """The ids of tokenizers' encodings, laid end to end."""
+        lengths = np.fromiter(map(len, encodings), dtype=np.int64, count=len(encodings))
+        total = int(lengths.sum())
+        ids = np.fromiter(chain.from_iterable(e.ids for e in encodings), dtype=np.int64, count=total)
+        return cls(ids, np.cumsum(lengths) - lengths, lengths)
+
+    @classmethod
+    def merge(cls, size: int, parts: Sequence[tuple[Sequence[int], TokenBatch]]) -> TokenBatch:
+        """One batch of `size` texts from parts that each hold the texts at the given indices."""
+        offsets = np.zeros(size, dtype=np.int64)
+        lengths = np.zeros(size, dtype=np.int64)
+        base = 0
+        for indices, part in parts:
+            offsets[indices] = part.offsets + base
+            lengths[indices] = part.lengths
+            base += len(part.ids)
+        return cls(np.concatenate([part.ids for _, part in parts]), offsets, lengths)
+
+
+class BundleTokenizer:
+    """A bundle's `tokenizer.json` set up as model2vec sets it up: no special tokens, no padding, truncation to
+    `max_length` tokens. Texts the exact ASCII fast path (`AsciiWordPiece`) takes skip tokenizers. Thread-safe."""
+
+    def __init__(self, path: Path, max_length: int | None) -> None:
+        try:
+            text = path.read_text(encoding="utf-8")
+            self._tokenizer = Tokenizer.from_str(text)
+            spec = json.loads(text)
+        except Exception as exc:  # tokenizers raises plain Exception for malformed files
+            raise BundleError(f"{path} is not a valid tokenizer file: {exc}; re-export the bundle") from None
+        self._tokenizer.no_padding()
+        if max_length is None:
+            self._tokenizer.no_truncation()
+        else:
+            self._tokenizer.enable_truncation(max_length)
+        self.max_length = max_length
+        normalizer = self._tokenizer.normalizer
+        self.fast_path = AsciiWordPiece.from_spec(spec, normalizer.normalize_str if normalizer else str)
+        """The ASCII fast path, None when this tokenizer's pipeline is not one it reproduces."""
+
+    def tokenize(self, texts: Sequence[str]) -> TokenBatch:
+        """Token ids of a list of texts."""
+        if self.fast_path is None or not texts:
+            return TokenBatch.from_encodings(self._encode(texts))
+        fast, others = self.fast_path.partition(texts)
+        parts = []
+        if fast:
+            picked = texts if not others else [texts[index] for index in fast]
+            parts.append((fast, TokenBatch(*self.fast_path.tokenize(picked, self.max_length))))
+        if others:
+            parts.append((others, TokenBatch.from_encodings(self._encode([texts[index] for index in others]))))
+        return parts[0][1] if len(parts) == 1 else TokenBatch.merge(len(texts), parts)
+
+    def tokenize_one(self, text: str) -> list[int]:
+        """Token ids of one text."""
+        if self.fast_path is not None and self.fast_path.partition([text])[0]:
+            return self.fast_path.tokenize_one(text, self.max_length)
+        return self._encode([text])[0].ids
+
+    def _encode(self, texts: Sequence[str]) -> list[Encoding]:
+        try:
+            return self._tokenizer.encode_batch_fast(texts, add_special_tokens=False)
+        except TypeError:
+            # tokenizers refuses strings UTF-8 cannot encode (lone surrogates; model2vec raises here too):
+            # read each lone surrogate as U+FFFD, one code point for one so the pre-truncation is unchanged.
+            cleaned = [_LONE_SURROGATE.sub("\ufffd", text) for text in texts]
+            return self._tokenizer.encode_batch_fast(cleaned, add_special_tokens=False)
