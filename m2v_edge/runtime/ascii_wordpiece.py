@@ -61,22 +61,25 @@ class AsciiWordPiece:
         normalized_patterns: Sequence[str] = (),
     ) -> None:
         """
-        :param vocab: the WordPiece vocabulary (`unk_token` must be in it).
+        :param vocab: the WordPiece vocabulary (`unk_token` must be in it); taken over, not copied.
         :param prefix: the continuing-subword prefix (`##`).
         :param max_word_chars: longer words become the unk token.
         :param raw_patterns: added-token texts tokenizers matches in the raw text; texts holding one are not taken.
         :param normalized_patterns: added-token texts tokenizers matches in the normalised text (already normalised).
         """
-        self._vocab = vocab
         self._unk = vocab[unk_token]
         self._prefix = prefix
         self._max_word_chars = max_word_chars
         self._longest = max(map(len, vocab))
-        self._words = dict(vocab) if self._longest <= max_word_chars else {
-            w: i for w, i in vocab.items() if len(w) <= max_word_chars
-        }
-        """Whole word -> token id: tokenizers' WordPiece first tries the whole word (unless it is too long)."""
-        self._words[SEPARATOR] = _SEPARATOR_ID
+        too_long = [token for token in vocab if len(token) > max_word_chars]  # pieces, never whole words
+        self._vocab = dict(vocab) if too_long else vocab
+        """Every entry, for WordPiece's pieces."""
+        for token in too_long:
+            del vocab[token]
+        vocab[SEPARATOR] = _SEPARATOR_ID  # no ASCII word or piece is the separator, so this hides nothing
+        self._words = vocab
+        """Whole word -> token id (tokenizers' WordPiece first tries the whole word), the separator -> -1. It is the
+        caller's `vocab`, taken over and changed in place: a second copy of a large vocabulary costs megabytes."""
         self._splits: dict[str, tuple[int, ...]] = {}
         table = bytearray(range(256))
         if clean_text:
