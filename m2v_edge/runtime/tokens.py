@@ -87,7 +87,7 @@ class BundleTokenizer:
 
     def tokenize_one(self, text: str) -> list[int]:
         """Token ids of one text."""
-        if self.fast_path is not None and self.fast_path.partition([text])[0]:
+        if self.fast_path is not None and self.fast_path.takes(text):
             return self.fast_path.tokenize_one(text, self.max_length)
         return self._encode([text])[0].ids
 
