@@ -55,10 +55,10 @@ def bundle_sizes(bundle: Path, source: Path) -> dict[str, Any]:
     variants = {
         variant: {
             "file": entry.file,
-            "graph_bytes": entry.size,
-            "deploy_bytes": entry.size + shared,
-            "graph_to_safetensors": entry.size / safetensors,
-            "deploy_to_model2vec_files": (entry.size + shared) / model2vec_files,
+            "graph_bytes": manifest.variant_size(variant),
+            "deploy_bytes": manifest.variant_size(variant) + shared,
+            "graph_to_safetensors": manifest.variant_size(variant) / safetensors,
+            "deploy_to_model2vec_files": (manifest.variant_size(variant) + shared) / model2vec_files,
         }
         for variant, entry in manifest.variants.items()
     }

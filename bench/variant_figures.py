@@ -68,12 +68,12 @@ def sizes(bundle: Path, source_table_bytes: int) -> dict[str, dict[str, float]]:
     )
     return {
         variant: {
-            "graph_bytes": entry.size,
-            "deploy_bytes": entry.size + shared,
-            "graph_to_fp32_table": entry.size / source_table_bytes,
-            "deploy_to_fp32_table": (entry.size + shared) / source_table_bytes,
+            "graph_bytes": manifest.variant_size(variant),
+            "deploy_bytes": manifest.variant_size(variant) + shared,
+            "graph_to_fp32_table": manifest.variant_size(variant) / source_table_bytes,
+            "deploy_to_fp32_table": (manifest.variant_size(variant) + shared) / source_table_bytes,
         }
-        for variant, entry in manifest.variants.items()
+        for variant in manifest.variants
     }
 
 
@@ -186,7 +186,8 @@ def block_sweep(
         (copy / model_file("int4")).write_bytes(model.SerializeToString())
         entries = dict(manifest.variants, int4=FileEntry.of(copy, model_file("int4")))
         extra = dict(manifest.extra, int4_block_size=block_size)
-        write_manifest(copy, dataclasses.replace(manifest, variants=entries, extra=extra))
+        tables = {variant: entry for variant, entry in manifest.tables.items() if variant != "int4"}  # int4 inside
+        write_manifest(copy, dataclasses.replace(manifest, variants=entries, tables=tables, extra=extra))
         figures = sizes(copy, source_table_bytes)["int4"]
         figures |= quality(vectors(copy, "int4", *texts, threads=None), fp32)
         results[block_size] = figures

@@ -5,6 +5,8 @@ A bundle is a folder::
     m2v_edge.json          the manifest (this module's `Manifest`)
     tokenizer.json         the source tokenizer, padding and truncation settings removed
     model.<variant>.onnx   one pooling graph per variant (fp32, fp16, int8, int4)
+    model.<variant>.data   its token table, the graph's only ONNX external data (format 2): onnxruntime maps it
+                           from the file instead of parsing and copying it out of the graph
     LICENSE, ATTRIBUTION.txt, ...   the source's licence files, copied verbatim
 
 Only the standard library is used here so that the runtime stays dependency-light.
@@ -23,7 +25,8 @@ from typing import Any
 
 from m2v_edge.errors import BundleError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""1: tables inside the graphs. 2: each variant's table in `model.<variant>.data` beside its graph (format 1 still read)."""
 MANIFEST_FILE = "m2v_edge.json"
 TOKENIZER_FILE = "tokenizer.json"
 VARIANTS = ("fp32", "fp16", "int8", "int4")
@@ -37,6 +40,16 @@ OUTPUT = "embeddings"
 def model_file(variant: str) -> str:
     """The file name of a variant's graph inside a bundle."""
     return f"model.{variant}.onnx"
+
+
+def table_file(variant: str) -> str:
+    """The file name of a variant's token table (the graph's external data) inside a bundle."""
+    return f"model.{variant}.data"
+
+
+def table_tensor(variant: str) -> str:
+    """The name of the graph initializer that holds a variant's token table."""
+    return "int4_table" if variant == "int4" else "table"
 
 
 def sha256_file(path: Path) -> str:
@@ -101,6 +114,17 @@ class Manifest:
     truncated_from: int | None = None
     """The source table's dim when the export kept only its first `dim` dimensions (`export_model(...,
     dimensionality=N)`, `--dim N`), None when every dimension was kept. Absent from older manifests."""
+    tables: dict[str, FileEntry] = field(default_factory=dict)
+    """Each variant's table file (format 2); empty in format 1, whose graphs hold their tables."""
+
+    def files(self) -> list[FileEntry]:
+        """Every file the manifest lists."""
+        return [*self.variants.values(), *self.tables.values(), self.tokenizer, *self.licence_files]
+
+    def variant_size(self, variant: str) -> int:
+        """Bytes on disk of a variant's graph and table file."""
+        table = self.tables.get(variant)
+        return self.variants[variant].size + (table.size if table else 0)
 
     @property
     def char_limit(self) -> int | None:
@@ -155,6 +179,7 @@ class Manifest:
                 format_version=version,
                 extra=dict(data.get("extra", {})),
                 truncated_from=_optional_int(data.get("truncated_from")),
+                tables={name: FileEntry(**entry) for name, entry in data.get("tables", {}).items()},
             )
             _check_values(manifest)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -177,7 +202,10 @@ def _check_values(manifest: Manifest) -> None:
         raise ValueError(f"unk_id must be null or a token id below vocab_size, got {unk!r}")
     if not manifest.variants:
         raise ValueError("variants is empty")
-    for entry in (*manifest.variants.values(), manifest.tokenizer, *manifest.licence_files):
+    for variant, entry in manifest.tables.items():
+        if variant not in manifest.variants or entry.file != table_file(variant):
+            raise ValueError(f"tables holds {variant!r} in {entry.file!r}; expected {table_file(variant)!r} of a variant")
+    for entry in manifest.files():
         if not isinstance(entry.file, str) or not entry.file or "\x00" in entry.file:
             raise ValueError(f"file must be a non-empty name, got {entry.file!r}")
         if not isinstance(entry.sha256, str) or not _SHA256.fullmatch(entry.sha256):
@@ -300,12 +328,13 @@ def _touch(stamp: Path) -> None:
 
 # ----------------------------------------------------------------------------- format checks (before onnxruntime)
 
-CHECKS_VERSION = 1
+CHECKS_VERSION = 2
 """Part of every stamp's `check_id`: bumped when the checks change, so that files are checked again."""
 
 
 def verify_model(bundle_dir: Path, manifest: Manifest, variant: str) -> Path:
-    """`verify_file` for a variant's graph, checked by `m2v_edge.bundle_checks.check_model_file`; return its path."""
+    """`verify_file` for a variant's table file (format 2) and graph, the graph checked by
+    `m2v_edge.bundle_checks.check_model_file`; return the graph's path."""
     if variant not in VARIANTS:
         raise BundleError(
             f"bundle {bundle_dir} has a variant {variant!r} this m2v-edge does not know: "
@@ -319,7 +348,10 @@ def verify_model(bundle_dir: Path, manifest: Manifest, variant: str) -> Path:
             f"the manifest of {bundle_dir} puts variant {variant} in {entry.file!r}, not {model_file(variant)!r}: "
             "its variants disagree with the files; re-export the bundle"
         )
-    check_id = f"model{CHECKS_VERSION}.{variant}.{manifest.dim}.{manifest.vocab_size}"
+    table = manifest.tables.get(variant)
+    if table is not None:
+        verify_file(bundle_dir, table)
+    check_id = f"model{CHECKS_VERSION}.{variant}.{manifest.dim}.{manifest.vocab_size}.{table.size if table else '-'}"
     return verify_file(
         bundle_dir, entry, check=lambda path: check_model_file(path, manifest, variant), check_id=check_id
     )

@@ -2,7 +2,8 @@
 
 `m2v_edge.bundle.verify_model` and `verify_tokenizer` run these once per file state, after the sha256 matched,
 and remember success together with it. The checks catch files that are intact (their sha256 is the manifest's)
-but hostile or inconsistent: a graph that would make onnxruntime read files it names (ONNX external data), or
+but hostile or inconsistent: a graph that would make onnxruntime read files it names (ONNX external data other than
+its own table file, exactly as the manifest lists it), or
 whose inputs, output dim, table type or table rows disagree with the manifest; a tokenizer that is not JSON or
 whose token ids do not fit the table.
 """
@@ -13,23 +14,25 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from m2v_edge.bundle import ATTENTION_MASK, INPUT_IDS, OUTPUT, Manifest
+from m2v_edge.bundle import ATTENTION_MASK, INPUT_IDS, OUTPUT, Manifest, table_tensor
 from m2v_edge.errors import BundleError
 
 if TYPE_CHECKING:
     from m2v_edge.onnx_scan import Model, Tensor
 
 _FIX = "re-export the bundle ('m2v-edge export') or copy it again"
-_TABLES = {"fp32": ("table", 1), "fp16": ("table", 10), "int8": ("table", 3), "int4": ("int4_table", 2)}
-"""Each variant's table initializer: its name and ONNX element type (FLOAT, FLOAT16, INT8, UINT8)."""
+_TABLE_TYPES = {"fp32": 1, "fp16": 10, "int8": 3, "int4": 2}
+"""Each variant's table element type (FLOAT, FLOAT16, INT8, UINT8)."""
+_ELEMENT_BYTES = {1: 4, 10: 2, 3: 1, 2: 1}
 _ONNX_TYPES = {1: "float32", 2: "uint8", 3: "int8", 6: "int32", 7: "int64", 10: "float16", 11: "float64"}
 _STANDARD_DOMAINS = ("", "ai.onnx")
 
 
 def check_model_file(path: Path, manifest: Manifest, variant: str) -> None:
     """Refuse a graph onnxruntime must not open: external data (which would make onnxruntime read files named by
-    the graph), non-standard operator domains, or inputs, output dim, table type or rows that disagree with the
-    manifest. Reads the file with the standard-library scanner `m2v_edge.onnx_scan`, never with onnx."""
+    the graph) anywhere but in the table, whose data may be the manifest's table file for the variant, whole;
+    non-standard operator domains; or inputs, output dim, table type or rows that disagree with the manifest.
+    Reads the file with the standard-library scanner `m2v_edge.onnx_scan`, never with onnx."""
     from m2v_edge.onnx_scan import ScanError, scan_model
 
     try:
@@ -37,12 +40,12 @@ def check_model_file(path: Path, manifest: Manifest, variant: str) -> None:
     except ScanError as exc:
         raise BundleError(f"{path} is not a valid ONNX graph ({exc}); {_FIX}") from None
     for tensor in model.tensors:
-        if tensor.external or tensor.external_location:
+        if (tensor.external or tensor.external_location) and not _is_listed_table(tensor, manifest, variant):
             location = dict(tensor.external).get("location", "")
             raise BundleError(
                 f"{path}: tensor {tensor.name!r} ({tensor.where}) keeps its data in an external file "
-                f"{location!r}{_external_note(path.parent, location)}; m2v-edge graphs never use ONNX external "
-                f"data and it is refused wherever it points: {_FIX}"
+                f"{location!r}{_external_note(path.parent, location, manifest, variant)}; m2v-edge graphs keep only their table outside, "
+                f"in the table file the manifest lists, and any other ONNX external data is refused: {_FIX}"
             )
     foreign = sorted({d for d in model.opsets if d not in _STANDARD_DOMAINS}
                      | {n.domain for n in model.nodes if n.domain not in _STANDARD_DOMAINS})
@@ -59,7 +62,7 @@ def check_model_file(path: Path, manifest: Manifest, variant: str) -> None:
     if shape[1] != manifest.dim:
         raise BundleError(f"{path} computes vectors of dim {shape[1]} but the manifest says dim "
                           f"{manifest.dim}: the manifest and the graph come from different exports; {_FIX}")
-    name, element = _TABLES[variant]
+    name, element = table_tensor(variant), _TABLE_TYPES[variant]
     table = model.initializers.get(name)
     if table is None or table.data_type != element:
         found = "missing" if table is None else _ONNX_TYPES.get(table.data_type, f"type {table.data_type}")
@@ -110,8 +113,28 @@ def _max_int64(path: Path, offset: int, length: int) -> int | None:
     return low if low < 0 else high
 
 
-def _external_note(folder: Path, location: str) -> str:
-    """Why an external-data location is dangerous, for the message."""
+def _is_listed_table(tensor: Tensor, manifest: Manifest, variant: str) -> bool:
+    """Whether an external tensor is the variant's table with all of the manifest's table file as its data (and
+    nothing else: one location, offset 0, the file's length, which is what the table's shape and type take)."""
+    entry = manifest.tables.get(variant)
+    if entry is None or tensor.where != "graph initializer" or tensor.name != table_tensor(variant):
+        return False
+    element = _ELEMENT_BYTES.get(tensor.data_type)
+    count = 1
+    for dim in tensor.dims:
+        count *= dim
+    expected = sorted([("location", entry.file), ("offset", "0"), ("length", str(entry.size))])
+    return (tensor.external_location and tensor.raw is None and sorted(tensor.external) == expected
+            and element is not None and count * element == entry.size)
+
+
+def _external_note(folder: Path, location: str, manifest: Manifest, variant: str) -> str:
+    """Why an external-data location is dangerous or wrong, for the message."""
+    owners = [name for name, entry in manifest.tables.items() if entry.file == location and name != variant]
+    if owners:
+        return f" (the {owners[0]} variant's table file, not {variant}'s: the manifest's variants disagree with the files)"
+    if location == getattr(manifest.tables.get(variant), "file", None):
+        return " (this variant's table file, but not as the whole of the table: the graph and its table disagree)"
     if not location:
         return " (no location given)"
     if Path(location).is_absolute():

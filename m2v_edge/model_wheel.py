@@ -30,7 +30,7 @@ from m2v_edge.bundle import MANIFEST_FILE, FileEntry, Manifest, read_manifest
 from m2v_edge.errors import BundleError
 from m2v_edge.models import BUNDLE_FOLDER, ENTRY_POINT_GROUP, canonical_name, distribution_name, module_name
 
-FIRST_READER = {1: "0.1.0"}
+FIRST_READER = {1: "0.1.0", 2: "0.2.0"}
 """The first m2v-edge release that reads each bundle format version (the model package's `Requires-Dist` floor).
 Add a row whenever `m2v_edge.bundle.FORMAT_VERSION` goes up."""
 
@@ -49,7 +49,7 @@ def default_model_name(manifest: Manifest) -> str:
 
 
 def model_wheel_name(name: str, version: str) -> str:
-    """The wheel's file name, e.g. `m2v_edge_model_potion_base_8m-0.1.0-py3-none-any.whl`."""
+    """The wheel's file name, e.g. `m2v_edge_model_potion_base_8m-0.2.0-py3-none-any.whl`."""
     return f"{module_name(name)}-{version}-{WHEEL_TAG}.whl"
 
 
@@ -105,7 +105,7 @@ def build_model_wheel(
 
 def _bundle_files(folder: Path, manifest: Manifest) -> list[FileEntry]:
     """The manifest itself (size and digest as it is now) and every file it lists, sorted by name."""
-    listed = [*manifest.variants.values(), manifest.tokenizer, *manifest.licence_files]
+    listed = manifest.files()
     for entry in listed:
         if Path(entry.file).is_absolute() or ".." in Path(entry.file).parts or entry.file == MANIFEST_FILE:
             raise BundleError(

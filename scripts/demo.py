@@ -42,10 +42,12 @@ def main() -> int:
     out.mkdir(parents=True)
 
     step("1. export potion-base-8M to a bundle")
+    from m2v_edge.bundle import read_manifest
     from m2v_edge.export import export_model
 
     bundle = export_model(MODEL, out / "bundle", variants=("fp32", "int8"), overwrite=True)
-    sizes = ", ".join(f"{p.name} {p.stat().st_size / 1e6:.1f} MB" for p in sorted(bundle.glob("model.*.onnx")))
+    manifest = read_manifest(bundle)
+    sizes = ", ".join(f"{variant} {manifest.variant_size(variant) / 1e6:.1f} MB" for variant in manifest.variants)
     print(f"exported {MODEL.name} to {bundle.relative_to(REPO) if bundle.is_relative_to(REPO) else bundle}: {sizes}")
 
     rows = [json.loads(line) for line in DEBIAN.read_text(encoding="utf-8").splitlines() if line.strip()]

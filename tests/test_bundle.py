@@ -15,6 +15,7 @@ from m2v_edge.bundle import (
     FileEntry,
     Manifest,
     model_file,
+    table_file,
     read_manifest,
     sha256_file,
     verify_file,
@@ -43,7 +44,8 @@ def test_manifest_round_trip_is_byte_stable(potion_bundle: Path) -> None:
 
 def test_manifest_values(potion_bundle: Path) -> None:
     manifest = read_manifest(potion_bundle)
-    assert manifest.format_version == FORMAT_VERSION == 1
+    assert manifest.format_version == FORMAT_VERSION == 2
+    assert manifest.tables["int8"].file == table_file("int8") == "model.int8.data"
     assert manifest.char_limit == manifest.max_length * manifest.median_token_length
     assert manifest.variants["int8"].file == model_file("int8") == "model.int8.onnx"
     assert manifest.fingerprint("fp32") != manifest.fingerprint("int8")

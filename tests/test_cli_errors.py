@@ -110,7 +110,9 @@ def _hostile_copy(bundle: Path, target: Path) -> Path:
     manifest = json.loads((copy / "m2v_edge.json").read_text(encoding="utf-8"))
     for variant in ("fp16", "int8"):
         manifest["variants"].pop(variant)
+        manifest["tables"].pop(variant)
         (copy / f"model.{variant}.onnx").unlink()
+        (copy / f"model.{variant}.data").unlink()
     manifest["variants"]["fp32"].update(sha256=hashlib.sha256(data).hexdigest(), size=len(data))
     (copy / "m2v_edge.json").write_text(json.dumps(manifest), encoding="utf-8")
     return copy

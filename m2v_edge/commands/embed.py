@@ -64,8 +64,10 @@ def _export(args: argparse.Namespace) -> int:
     manifest = read_manifest(out)
     of = f" of {manifest.truncated_from}" if manifest.truncated_from else ""
     print(f"exported {manifest.source.id} (dim {manifest.dim}{of}) to {out}")
-    for name, entry in manifest.variants.items():
-        print(f"  {entry.file:<20} {entry.size / 1e6:8.2f} MB")
+    for variant, entry in manifest.variants.items():
+        table = manifest.tables.get(variant)
+        files = f"{entry.file} + {table.file}" if table else entry.file
+        print(f"  {variant:<5} {manifest.variant_size(variant) / 1e6:8.2f} MB  {files}")
     return 0
 
 

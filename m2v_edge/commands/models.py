@@ -86,7 +86,7 @@ def _describe(model: Any) -> dict[str, Any]:
     row.update(
         dim=manifest.dim,
         source=manifest.source.id,
-        variants={variant: entry.size for variant, entry in manifest.variants.items()},
+        variants={variant: manifest.variant_size(variant) for variant in manifest.variants},
     )
     return row
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 from tokenizers import Tokenizer
 
 from m2v_edge import __version__
@@ -21,6 +22,8 @@ from m2v_edge.bundle import (
     Manifest,
     SourceInfo,
     model_file,
+    table_file,
+    table_tensor,
     write_manifest,
 )
 from m2v_edge.errors import ExportError
@@ -109,7 +112,7 @@ def _write_bundle(src: ModelSource, table: np.ndarray, folder: Path, variants: t
     (folder / TOKENIZER_FILE).write_text(json.dumps(tokenizer_json, ensure_ascii=False), encoding="utf-8")
     tokenizer = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
     unk_id = _unk_id(tokenizer, tokenizer_json)
-    entries = {}
+    entries, tables = {}, {}
     for variant in variants:
         model = build_graph(
             quantize_table(table, variant),
@@ -119,8 +122,10 @@ def _write_bundle(src: ModelSource, table: np.ndarray, folder: Path, variants: t
             normalize=src.normalize,
             producer_version=__version__,
         )
+        (folder / table_file(variant)).write_bytes(_move_table_out(model, variant))
         (folder / model_file(variant)).write_bytes(model.SerializeToString())
         entries[variant] = FileEntry.of(folder, model_file(variant))
+        tables[variant] = FileEntry.of(folder, table_file(variant))
     for licence in src.licence_files:
         shutil.copyfile(licence, folder / licence.name)
     vocab = tokenizer.get_vocab()
@@ -134,6 +139,7 @@ def _write_bundle(src: ModelSource, table: np.ndarray, folder: Path, variants: t
         pad_id=_pad_id(src.tokenizer_json, unk_id),
         vocab_size=len(vocab),
         variants=entries,
+        tables=tables,
         tokenizer=FileEntry.of(folder, TOKENIZER_FILE),
         licence_files=tuple(FileEntry.of(folder, p.name) for p in src.licence_files),
         exporter_version=__version__,
@@ -141,6 +147,22 @@ def _write_bundle(src: ModelSource, table: np.ndarray, folder: Path, variants: t
         truncated_from=int(src.table.shape[1]) if table.shape[1] < src.table.shape[1] else None,
     )
     write_manifest(folder, manifest)
+
+
+def _move_table_out(model: onnx.ModelProto, variant: str) -> bytes:
+    """Turn the graph's table into ONNX external data in `table_file(variant)`; return the bytes to write there.
+
+    onnxruntime then maps the file instead of parsing the table out of the graph and copying it: a faster load and
+    one copy of the table in memory. Offset 0 keeps the data page-aligned, as mapping needs.
+    """
+    table = next(t for t in model.graph.initializer if t.name == table_tensor(variant))
+    data = table.raw_data
+    table.ClearField("raw_data")
+    table.data_location = onnx.TensorProto.EXTERNAL
+    for key, value in (("location", table_file(variant)), ("offset", "0"), ("length", str(len(data)))):
+        entry = table.external_data.add()
+        entry.key, entry.value = key, value
+    return data
 
 
 def _unk_id(tokenizer: Tokenizer, tokenizer_json: dict[str, Any]) -> int | None:

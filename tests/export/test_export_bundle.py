@@ -39,8 +39,11 @@ def test_potion_bundle_files(potion_bundle: Path) -> None:
     assert sorted(p.name for p in potion_bundle.iterdir()) == [
         "ATTRIBUTION.txt",
         "m2v_edge.json",
+        "model.fp16.data",
         "model.fp16.onnx",
+        "model.fp32.data",
         "model.fp32.onnx",
+        "model.int8.data",
         "model.int8.onnx",
         "tokenizer.json",
     ]
@@ -50,7 +53,7 @@ def test_potion_sizes(potion_bundle: Path, potion_source: Path) -> None:
     table = load_file(str(potion_source / "model.safetensors"))["embeddings"]
     assert table.shape == (29528, 256) and table.dtype == np.float32
     table_bytes = table.size * 4
-    sizes = {v: (potion_bundle / f"model.{v}.onnx").stat().st_size for v in ALL_VARIANTS}
+    sizes = {v: sum((potion_bundle / f"model.{v}.{e}").stat().st_size for e in ("onnx", "data")) for v in ALL_VARIANTS}
     assert sizes["int8"] <= 0.27 * table_bytes, sizes
     assert sizes["fp16"] <= 0.51 * table_bytes, sizes
     assert table_bytes <= sizes["fp32"] <= 1.01 * table_bytes, sizes
@@ -59,7 +62,7 @@ def test_potion_sizes(potion_bundle: Path, potion_source: Path) -> None:
 def test_potion_manifest(potion_bundle: Path, potion_source: Path) -> None:
     manifest = _manifest(potion_bundle)
     model = StaticModel.from_pretrained(potion_source)
-    assert manifest["format_version"] == 1
+    assert manifest["format_version"] == 2
     assert manifest["exporter_version"] == m2v_edge.__version__
     assert manifest["source"] == {
         "id": "potion-base-8M",
@@ -74,10 +77,15 @@ def test_potion_manifest(potion_bundle: Path, potion_source: Path) -> None:
     assert manifest["vocab_size"] == len(model.tokens) == 29528
     assert 0 <= manifest["pad_id"] < manifest["vocab_size"]
     assert set(manifest["variants"]) == set(ALL_VARIANTS)
+    assert set(manifest["tables"]) == set(ALL_VARIANTS)
     for variant, entry in manifest["variants"].items():
         path = potion_bundle / entry["file"]
         assert entry["file"] == f"model.{variant}.onnx"
         assert entry["sha256"] == _sha256(path) and entry["size"] == path.stat().st_size
+        table = manifest["tables"][variant]
+        path = potion_bundle / table["file"]
+        assert table["file"] == f"model.{variant}.data"
+        assert table["sha256"] == _sha256(path) and table["size"] == path.stat().st_size
     for entry in [manifest["tokenizer"], *manifest["licence_files"]]:
         path = potion_bundle / entry["file"]
         assert entry["sha256"] == _sha256(path) and entry["size"] == path.stat().st_size
@@ -98,6 +106,20 @@ def test_potion_graph_interface(potion_bundle: Path) -> None:
         assert output.name == "embeddings"
         assert output.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
         assert output.type.tensor_type.shape.dim[1].dim_value == 256
+
+
+def test_potion_tables_are_the_graphs_only_external_data(potion_bundle: Path) -> None:
+    """Format 2: the table, and nothing else, lives in `model.<variant>.data`, whole and from offset 0 (mappable)."""
+    for variant in ALL_VARIANTS:
+        model = onnx.load(str(potion_bundle / f"model.{variant}.onnx"), load_external_data=False)
+        outside = {t.name: {e.key: e.value for e in t.external_data}
+                   for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL}
+        size = (potion_bundle / f"model.{variant}.data").stat().st_size
+        assert outside == {"table": {"location": f"model.{variant}.data", "offset": "0", "length": str(size)}}
+        table = onnx.numpy_helper.to_array(
+            next(t for t in onnx.load(str(potion_bundle / f"model.{variant}.onnx")).graph.initializer
+                 if t.name == "table"))
+        assert table.shape[0] == 29528 and table.nbytes == size
 
 
 def test_potion_tokenizer_and_licence(potion_bundle: Path, potion_source: Path) -> None:
@@ -250,7 +272,7 @@ def test_overwrite_replaces_the_whole_bundle(tiny_models: TinyModels, tmp_path: 
     (out / "stray.txt").write_text("left by someone")
     replaced = export_model(tiny_models.folder("uni-i8-L3"), out, variants=["fp16"], overwrite=True)
     assert replaced == out
-    assert sorted(p.name for p in out.iterdir()) == ["m2v_edge.json", "model.fp16.onnx", "tokenizer.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["m2v_edge.json", "model.fp16.data", "model.fp16.onnx", "tokenizer.json"]
     assert _manifest(out)["source"]["id"] == "uni-i8-L3"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]
 

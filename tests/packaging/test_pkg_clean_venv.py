@@ -97,7 +97,9 @@ def test_models_command_lists_the_installed_model(base_venv: CleanVenv, dist: Di
     (listed,) = [json.loads(line) for line in base_venv.cli("models", "--json").stdout.splitlines()
                  if json.loads(line)["name"] == MODEL_NAME]
     manifest = json.loads((dist.bundle / MANIFEST_FILE).read_text())
-    assert listed["variants"] == {name: entry["size"] for name, entry in manifest["variants"].items()}
+    assert listed["variants"] == {
+        name: entry["size"] + manifest["tables"][name]["size"] for name, entry in manifest["variants"].items()
+    }
     assert Path(listed["path"]).is_relative_to(base_venv.site_packages())
 
 

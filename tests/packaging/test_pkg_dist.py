@@ -73,8 +73,10 @@ def test_shipped_model_wheel(dist: Dist) -> None:
         manifest = json.loads(archive.read(bundle + "m2v_edge.json"))
     assert sorted(manifest["variants"]) == sorted(SHIPPED_VARIANTS)
     assert manifest["exporter_version"] == m2v_edge.__version__ and manifest["format_version"] == FORMAT_VERSION
-    for entry in [*manifest["variants"].values(), manifest["tokenizer"], *manifest["licence_files"]]:
+    for entry in [*manifest["variants"].values(), *manifest["tables"].values(), manifest["tokenizer"],
+                  *manifest["licence_files"]]:
         assert sizes[bundle + entry["file"]] == entry["size"]
     assert {name.rsplit("/", 1)[-1] for name in sizes if name.startswith(bundle)} == {
-        "m2v_edge.json", "tokenizer.json", "ATTRIBUTION.txt", "model.int8.onnx", "model.fp16.onnx"
+        "m2v_edge.json", "tokenizer.json", "ATTRIBUTION.txt", "model.int8.onnx", "model.int8.data", "model.fp16.onnx",
+        "model.fp16.data",
     }

@@ -80,7 +80,8 @@ def test_wheel_layout_record_metadata_and_entry_point(bundle: Path, tmp_path: Pa
     sizes = check_record(wheel)
     manifest = json.loads((bundle / MANIFEST_FILE).read_text())
     inside = {name.split("/bundle/", 1)[1] for name in sizes if "/bundle/" in name}
-    listed = {e["file"] for e in [*manifest["variants"].values(), manifest["tokenizer"], *manifest["licence_files"]]}
+    listed = {e["file"] for e in [*manifest["variants"].values(), *manifest["tables"].values(), manifest["tokenizer"],
+                                  *manifest["licence_files"]]}
     assert inside == listed | {MANIFEST_FILE} and manifest["licence_files"]
     meta = metadata(wheel)
     assert (meta.name, str(meta.version)) == ("m2v-edge-model-tiny-model-v1", "2.0.post1")
@@ -216,5 +217,7 @@ def test_package_and_models_commands(
     (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     manifest = json.loads((bundle / MANIFEST_FILE).read_text())
     assert row["name"] == SPEC.lower() and row["error"] is None
-    assert row["variants"] == {name: entry["size"] for name, entry in manifest["variants"].items()}
-    assert row["variants"]["int8"] == (bundle / "model.int8.onnx").stat().st_size
+    assert row["variants"] == {
+        name: entry["size"] + manifest["tables"][name]["size"] for name, entry in manifest["variants"].items()
+    }
+    assert row["variants"]["int8"] == sum((bundle / f"model.int8.{ext}").stat().st_size for ext in ("onnx", "data"))

@@ -18,6 +18,7 @@ from onnx import numpy_helper
 
 import m2v_edge.bundle_checks
 import m2v_edge.onnx_scan
+from m2v_edge.bundle import FORMAT_VERSION
 from m2v_edge.runtime import EdgeEmbedder
 
 # ----------------------------------------------------------------------------- manifest and files disagree
@@ -31,7 +32,7 @@ def test_manifest_dim_that_disagrees_with_the_graph(bundle: Path, readers: list[
 
 def test_variant_file_holding_another_variant(bundle: Path, readers: list[str]) -> None:
     path = install(bundle, "model.fp32.onnx", (bundle / "model.int8.onnx").read_bytes())
-    refused(bundle, str(path), "not the fp32 graph", "int8", "variants disagree", readers=readers)
+    refused(bundle, str(path), "'model.int8.data'", "int8 variant's table file", "variants disagree", readers=readers)
 
 
 def test_variant_entry_naming_another_variants_file(bundle: Path, readers: list[str]) -> None:
@@ -152,7 +153,7 @@ def test_huge_manifest(bundle: Path, readers: list[str]) -> None:
 @pytest.mark.parametrize(
     ("change", "needle"),
     [
-        ({"format_version": 2}, "upgrade m2v-edge"),
+        ({"format_version": FORMAT_VERSION + 1}, "upgrade m2v-edge"),
         ({"format_version": 0}, "which no m2v-edge writes"),
         ({"format_version": True}, "integer 'format_version'"),
         ({"dim": 0}, "dim must be >= 1"),

@@ -103,6 +103,80 @@ def test_external_data_hidden_anywhere_in_the_file_is_found(bundle: Path, reader
     refused(bundle, str(path), "external file", "'weights.bin'", FIX, readers=readers)
 
 
+# ----------------------------------------------------------------------------- the table file (format 2)
+
+
+def _own_graph(bundle: Path, variant: str = "fp32") -> onnx.ModelProto:
+    """The graph as exported: its table still a reference to `model.<variant>.data`."""
+    return onnx.load(str(bundle / f"model.{variant}.onnx"), load_external_data=False)
+
+
+def _set_external(tensor: onnx.TensorProto, **entries: str) -> None:
+    del tensor.external_data[:]
+    tensor.ClearField("raw_data")
+    tensor.data_location = TensorProto.EXTERNAL
+    for key, value in entries.items():
+        entry = tensor.external_data.add()
+        entry.key, entry.value = key, value
+
+
+@pytest.mark.parametrize(
+    ("case", "note"),
+    [
+        ("offset", "not as the whole of the table"),
+        ("length", "not as the whole of the table"),
+        ("second-location", "through '..'"),  # a second location entry, which onnxruntime would follow
+        ("other-tensor", "'zero'"),
+        ("other-variant", "int8 variant's table file"),
+    ],
+)
+def test_only_the_table_may_use_the_table_file(bundle: Path, readers: list[str], case: str, note: str) -> None:
+    model = _own_graph(bundle)
+    table = next(t for t in model.graph.initializer if t.name == "table")
+    size = str((bundle / "model.fp32.data").stat().st_size)
+    if case == "offset":
+        _set_external(table, location="model.fp32.data", offset="64", length=size)
+    elif case == "length":
+        _set_external(table, location="model.fp32.data", offset="0", length="64")
+    elif case == "second-location":
+        entry = table.external_data.add()
+        entry.key, entry.value = "location", "../outside.bin"
+    elif case == "other-tensor":
+        zero = next(t for t in model.graph.initializer if t.name == "zero")
+        _set_external(zero, location="model.fp32.data", offset="0", length="4")
+    else:
+        _set_external(table, location="model.int8.data", offset="0", length=size)
+    path = install_graph(bundle, model)
+    refused(bundle, str(path), "external file", note, FIX, readers=readers)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "flipped-byte", "missing", "symlink-out", "renamed-in-manifest"])
+def test_a_damaged_table_file_is_refused(bundle: Path, readers: list[str], damage: str) -> None:
+    path = bundle / "model.fp32.data"
+    data = path.read_bytes()
+    if damage == "truncated":
+        path.write_bytes(data[:-4])
+        needles = [str(path), "truncated"]
+    elif damage == "flipped-byte":
+        path.write_bytes(data[:100] + bytes([data[100] ^ 1]) + data[101:])
+        needles = [str(path), "does not match its manifest"]
+    elif damage == "missing":
+        path.unlink()
+        needles = [str(path), "is missing"]
+    elif damage == "symlink-out":
+        outside = bundle.parent / "outside.data"
+        outside.write_bytes(data)
+        path.unlink()
+        path.symlink_to(outside)
+        needles = [str(path), "outside the bundle folder"]
+    else:
+        from helpers.hostile import edit_manifest
+
+        edit_manifest(bundle, lambda m: m["tables"]["fp32"].update(file="model.fp16.data"))
+        needles = ["m2v_edge.json", "expected 'model.fp32.data'"]
+    refused(bundle, *needles, readers=readers, tokenizer_read=damage != "renamed-in-manifest")
+
+
 # ----------------------------------------------------------------------------- malformed or foreign graphs
 
 
