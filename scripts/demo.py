@@ -36,7 +36,7 @@ def main() -> int:
     args = parser.parse_args()
     start = time.perf_counter()
 
-    out: Path = args.out
+    out: Path = args.out.resolve()  # the commands run from the repository
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
@@ -73,7 +73,8 @@ def main() -> int:
         m2v_edge("search", "--bundle", bundle, "--variant", "fp32", "--uri", milvus, "--collection", "debian",
                  "-k", str(args.k), query, echo=False)
 
-    print(f"\ndemo finished in {time.perf_counter() - start:.1f}s; files in {out}")
+    shown = out.relative_to(REPO) if out.resolve().is_relative_to(REPO) else out
+    print(f"\ndemo finished in {time.perf_counter() - start:.1f}s; files in {shown}")
     return 0
 
 
@@ -82,11 +83,12 @@ def step(title: str) -> None:
 
 
 def m2v_edge(*args: object, echo: bool = True) -> None:
-    """Run one `m2v-edge` command as a user would, showing the command line and its output."""
+    """Run one `m2v-edge` command as a user would (from the repository, paths relative to it), showing the command
+    line and its output."""
     shown = [str(a.relative_to(REPO)) if isinstance(a, Path) and a.is_relative_to(REPO) else str(a) for a in args]
     if echo:
         print("$ m2v-edge " + " ".join(f'"{a}"' if " " in a else a for a in shown), flush=True)
-    result = subprocess.run([sys.executable, "-m", "m2v_edge.cli", *map(str, args)], cwd=REPO)
+    result = subprocess.run([sys.executable, "-m", "m2v_edge.cli", *shown], cwd=REPO)
     if result.returncode != 0:
         raise SystemExit(f"demo: m2v-edge {args[0]} failed with exit code {result.returncode}")
 
