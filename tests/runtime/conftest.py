@@ -42,9 +42,9 @@ def readers(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     class Tokenizer:
         @staticmethod
-        def from_str(text: str):
+        def from_file(path: str):
             calls.append("tokenizers")
-            return tokenizer_class.from_str(text)
+            return tokenizer_class.from_file(path)
 
     monkeypatch.setattr(embedder_module, "build_session", session)
     monkeypatch.setattr(tokens_module, "Tokenizer", Tokenizer)

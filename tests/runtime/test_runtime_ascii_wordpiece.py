@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from tokenizers import AddedToken, Tokenizer, models, normalizers, pre_tokenizers
 
 import m2v_edge.runtime.ascii_wordpiece as ascii_wordpiece
+import m2v_edge.runtime.tokens as tokens_module
 from m2v_edge.runtime.ascii_wordpiece import AsciiWordPiece
 from m2v_edge.runtime.tokens import BundleTokenizer
 
@@ -178,6 +179,28 @@ def test_other_pipelines_have_no_fast_path(change: str) -> None:
     else:
         spec["pre_tokenizer"] = None
     assert AsciiWordPiece.from_spec(spec, str) is None
+
+
+@pytest.mark.parametrize("kind", ["wordpiece-bert", "bpe", "unigram", "wordpiece-whitespace"])
+def test_only_candidate_tokenizer_files_are_parsed(kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`BundleTokenizer` parses tokenizer.json as JSON (for the fast path) only for WordPiece behind BertPreTokenizer:
+    a large Unigram or BPE vocabulary parsed into Python objects would cost a multiple of the file in memory."""
+    if kind == "bpe":
+        tokenizer = Tokenizer(models.BPE(vocab={"t": 0, "h": 1, "e": 2, "th": 3, "[UNK]": 4}, merges=[("t", "h")], unk_token="[UNK]"))
+    elif kind == "unigram":
+        tokenizer = Tokenizer(models.Unigram([("<unk>", 0.0), ("the", -1.0), ("t", -2.0), ("h", -2.0), ("e", -2.0)], 0))
+    else:
+        tokenizer = wordpiece_tokenizer()
+    # Each case differs from the candidate in one part only: the model, or the pre-tokenizer.
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace() if kind == "wordpiece-whitespace" else pre_tokenizers.BertPreTokenizer()
+    parsed: list[str] = []
+    loads = json.loads
+    monkeypatch.setattr(tokens_module.json, "loads", lambda text, **kwargs: parsed.append(text) or loads(text, **kwargs))
+    bundle = _bundle_tokenizer(tokenizer, tmp_path)
+    assert (bundle.fast_path is not None) == (kind == "wordpiece-bert")
+    assert len(parsed) == (kind == "wordpiece-bert")
+    texts = ["the the", "thee, café", ""]
+    assert _batch_ids(bundle, texts) == reference(tokenizer, texts, 512)
 
 
 def test_potion_tokenizer_on_the_debian_texts(potion_bundle: Path, debian_texts: list[str]) -> None:
