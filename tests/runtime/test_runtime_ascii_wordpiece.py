@@ -130,9 +130,10 @@ def test_added_tokens_go_to_tokenizers(tmp_path: Path) -> None:
     tokenizer = wordpiece_tokenizer()
     tokenizer.add_tokens([AddedToken("Quick Fox", normalized=True), AddedToken("RAW.thing", normalized=False)])
     fast = fast_path(tokenizer)
-    texts = ["the [CLS] fox", "a QUICK FOX jumps", "quick\tfox", "RAW.thing here", "raw.thing here", "plain dog", "[cls]"]
+    texts = ["the [CLS] fox", "a QUICK FOX jumps", "quick\tfox", "quick\rfox", "RAW.thing here", "raw.thing here",
+             "plain dog", "[cls]"]
     taken, others = fast.partition(texts)
-    assert others == [0, 1, 2, 3]
+    assert others == [0, 1, 2, 3, 4]
     bundle = _bundle_tokenizer(tokenizer, tmp_path)
     assert _batch_ids(bundle, texts) == reference(tokenizer, texts, 512)
     assert _batch_ids(bundle, [texts[i] for i in taken]) == fast_ids(fast, [texts[i] for i in taken], 512)
