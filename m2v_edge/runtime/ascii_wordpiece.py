@@ -6,8 +6,8 @@ characters and turns tab, newline and carriage return into spaces (`clean_text`)
 accent stripping, CJK padding and Unicode normalisation change nothing in ASCII); the pre-tokenizer splits on
 whitespace and isolates each of the 32 ASCII punctuation characters; WordPiece then takes, from each word, the
 longest prefix in the vocabulary, and continues with `##`-prefixed pieces. `AsciiWordPiece` does this for a whole
-chunk of texts at once with one `bytes.translate`, one regular-expression pass and one dict lookup per word: several times
-faster than tokenizers itself, with the same ids (tests compare the two on every ASCII character, on fuzzed texts
+chunk of texts at once with one `bytes.translate`, one regular-expression pass and one dict lookup per word: several
+times faster than tokenizers itself, with the same ids (tests compare the two on every ASCII character, on fuzzed texts
 and on the Debian corpus).
 
 A text it does not take (one with a non-ASCII character, or containing the text of an added token such as `[CLS]`,
@@ -110,7 +110,8 @@ class AsciiWordPiece:
         if pre_tokenizer.get("type") != "BertPreTokenizer" or model.get("type") != "WordPiece":
             return None
         vocab, unk_token = model.get("vocab"), model.get("unk_token", "[UNK]")
-        prefix, max_word_chars = model.get("continuing_subword_prefix", "##"), model.get("max_input_chars_per_word", 100)
+        prefix = model.get("continuing_subword_prefix", "##")
+        max_word_chars = model.get("max_input_chars_per_word", 100)
         if not (isinstance(vocab, dict) and vocab and isinstance(unk_token, str) and unk_token in vocab):
             return None  # without an unk token in the vocabulary tokenizers fails on unknown words: leave that to it
         if not isinstance(prefix, str) or not isinstance(max_word_chars, int) or isinstance(max_word_chars, bool):

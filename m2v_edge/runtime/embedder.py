@@ -135,7 +135,9 @@ class EdgeEmbedder:
                     )
                 return variant
         fallback = next(iter(available))
-        logger.warning("bundle %s has none of profile %s's variants; using %s", self.bundle_dir, self.profile.name, fallback)
+        logger.warning(
+            "bundle %s has none of profile %s's variants; using %s", self.bundle_dir, self.profile.name, fallback
+        )
         return fallback
 
     def _prepare(self, texts: Sequence[str]) -> list[str]:

@@ -1,4 +1,4 @@
-"""Texts to token ids with model2vec's tokenizer settings: tokenizers, plus the exact ASCII fast path where it applies."""
+"""Texts to token ids with model2vec's tokenizer settings: tokenizers, and the exact ASCII fast path where it applies."""
 
 from __future__ import annotations
 
