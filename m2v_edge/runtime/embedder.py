@@ -29,8 +29,9 @@ budget a chunk is 131,072 characters (about 30,000 English tokens): measured fas
 class EdgeEmbedder:
     """Encodes texts with an m2v-edge bundle; vectors equal model2vec's `StaticModel.encode`.
 
-    One instance is safe to use from many threads at once: encoding keeps no state between calls, and
-    onnxruntime sessions and tokenizers are thread-safe.
+    One instance is safe to use from many threads at once: encoding keeps no state between calls that could change a
+    result (a word-split cache and the measured tokenising path only change speed), and onnxruntime sessions and
+    tokenizers are thread-safe.
 
     :param bundle: the bundle folder (written by `m2v_edge.export.export_model`), or the name of an installed
         model package (`m2v-edge models`); an existing path wins over a package name.
