@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -88,6 +89,18 @@ def test_vectors_do_not_depend_on_the_race(potion_bundle: Path, debian_texts: li
     for _ in range(2):  # during the race, then with the winner
         assert np.array_equal(racing.encode(debian_texts), expected)
     assert racing._tokenizer.path_choice.winner is not None
+
+
+def test_threads_racing_at_once_get_the_same_vectors(potion_bundle: Path, debian_texts: list[str], monkeypatch) -> None:
+    batches = [debian_texts[i::40][:400] for i in range(8)]  # 200 queries and 200 documents: 78k-94k characters each
+    expected = [EdgeEmbedder(potion_bundle, variant="fp32").encode(batch) for batch in batches]
+    monkeypatch.setattr(tokens_module, "usable_cpus", lambda: 8)
+    racing = EdgeEmbedder(potion_bundle, variant="fp32")
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(racing.encode, batches * 3))
+    assert racing._tokenizer.path_choice.winner is not None  # the race ran, and ended, among the threads
+    for index, result in enumerate(results):
+        np.testing.assert_array_equal(result, expected[index % 8])
 
 
 def _ids(tokens: TokenBatch) -> list[list[int]]:
