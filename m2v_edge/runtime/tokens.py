@@ -18,10 +18,6 @@ from m2v_edge.runtime.ascii_wordpiece import AsciiWordPiece
 from m2v_edge.runtime.path_choice import RACE_MIN_CPUS, PathChoice, usable_cpus
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-SERIAL_TEXTS = 16
-"""Fewer texts than this go through tokenizers one by one, on the calling thread: as fast, and tokenizers then starts
-no thread pool (measured: 1.9 MiB less peak memory encoding the Debian documents, whose 169 non-ASCII texts were the
-only ones tokenizers saw)."""
 
 
 @dataclass(frozen=True)
@@ -112,16 +108,12 @@ class BundleTokenizer:
 
     def _encode(self, texts: Sequence[str]) -> list[Encoding]:
         try:
-            return self._encode_batch(texts)
+            return self._tokenizer.encode_batch_fast(texts, add_special_tokens=False)
         except TypeError:
             # tokenizers refuses strings UTF-8 cannot encode (lone surrogates; model2vec raises here too):
             # read each lone surrogate as U+FFFD, one code point for one so the pre-truncation is unchanged.
-            return self._encode_batch([_LONE_SURROGATE.sub("\ufffd", text) for text in texts])
-
-    def _encode_batch(self, texts: Sequence[str]) -> list[Encoding]:
-        if len(texts) < SERIAL_TEXTS:  # the few non-ASCII texts of a mostly ASCII chunk, say
-            return [self._tokenizer.encode(text, add_special_tokens=False) for text in texts]
-        return self._tokenizer.encode_batch_fast(texts, add_special_tokens=False)
+            cleaned = [_LONE_SURROGATE.sub("\ufffd", text) for text in texts]
+            return self._tokenizer.encode_batch_fast(cleaned, add_special_tokens=False)
 
 
 def _fast_path(tokenizer: Tokenizer, path: Path) -> AsciiWordPiece | None:
