@@ -161,7 +161,8 @@ def _detect(args: argparse.Namespace) -> int:
     print(
         f"settings: {s.intra_op_threads} intra-op / {s.inter_op_threads} inter-op threads, {s.execution_mode}, "
         f"optimisation {s.graph_optimization_level}, arena {_on(s.cpu_mem_arena)}, mem pattern {_on(s.mem_pattern)}, "
-        f"spinning {_on(s.allow_spinning)}; variants {', '.join(e.variants)}; token budget {e.token_budget}"
+        f"spinning {_on(s.allow_spinning)}; variants {', '.join(e.variants)}; token budget {e.token_budget}; "
+        f"ASCII fast path {_on(e.ascii_fast_path)}"
     )
     if os.environ.get(ENV_VAR):
         print(f"note: {ENV_VAR}={os.environ[ENV_VAR]} is set; the runtime uses it instead of detection")

@@ -142,7 +142,7 @@ _SESSION_KEYS = (
     "mem_pattern",
     "allow_spinning",
 )
-_ENCODING_KEYS = ("variants", "token_budget")
+_ENCODING_KEYS = ("variants", "token_budget", "ascii_fast_path")
 
 
 def _kind(value: Any) -> str:
@@ -219,6 +219,7 @@ def profile_from_data(
     encoding = EncodingSettings(
         variants=variants,
         token_budget=enc.integer("token_budget", enc_defaults.token_budget, 1, MAX_TOKEN_BUDGET),  # type: ignore[arg-type]
+        ascii_fast_path=enc.boolean("ascii_fast_path", enc_defaults.ascii_fast_path),
     )
     return Profile(
         name=name, description=description, match=match, session=session, encoding=encoding, path=path, source=source
@@ -262,5 +263,9 @@ def profile_to_data(profile: Profile) -> dict[str, Any]:
             "mem_pattern": s.mem_pattern,
             "allow_spinning": s.allow_spinning,
         },
-        "encoding": {"variants": list(profile.encoding.variants), "token_budget": profile.encoding.token_budget},
+        "encoding": {
+            "variants": list(profile.encoding.variants),
+            "token_budget": profile.encoding.token_budget,
+            "ascii_fast_path": profile.encoding.ascii_fast_path,
+        },
     }

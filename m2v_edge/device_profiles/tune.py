@@ -27,7 +27,7 @@ from typing import Literal
 from m2v_edge.bundle import VARIANTS, read_manifest
 from m2v_edge.device_profiles.detect import fit_to_machine, resolve_profile
 from m2v_edge.device_profiles.facts import MachineFacts, read_facts
-from m2v_edge.device_profiles.profile import EncodingSettings, MatchRules, Profile
+from m2v_edge.device_profiles.profile import MatchRules, Profile
 from m2v_edge.device_profiles.store import render_profile
 from m2v_edge.errors import M2VEdgeError
 
@@ -289,7 +289,7 @@ def tuned_profile(
         description=description,
         match=rules,
         session=session,
-        encoding=EncodingSettings(variants=variants, token_budget=setting.token_budget),
+        encoding=dataclasses.replace(base.encoding, variants=variants, token_budget=setting.token_budget),
         source="user",
     )
     return fit_to_machine(tuned, facts)[0]

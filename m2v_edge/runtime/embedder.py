@@ -60,7 +60,11 @@ class EdgeEmbedder:
         if budget < 1:
             raise ValueError(f"token_budget must be >= 1, got {budget}")
         self.token_budget: int = budget
-        self._tokenizer = BundleTokenizer(verify_tokenizer(self.bundle_dir, self.manifest), self.manifest.max_length)
+        self._tokenizer = BundleTokenizer(
+            verify_tokenizer(self.bundle_dir, self.manifest),
+            self.manifest.max_length,
+            ascii_fast_path=self.profile.encoding.ascii_fast_path,
+        )
         model_path = verify_model(self.bundle_dir, self.manifest, self.variant)
         try:
             self.session = build_session(model_path, self.profile.session, threads=threads)

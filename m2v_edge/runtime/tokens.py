@@ -56,9 +56,12 @@ class TokenBatch:
 class BundleTokenizer:
     """A bundle's `tokenizer.json` set up as model2vec sets it up: no special tokens, no padding, truncation to
     `max_length` tokens. Texts the exact ASCII fast path (`AsciiWordPiece`) takes skip tokenizers, unless tokenizers
-    was measured faster on this machine for chunks as large (`PathChoice`). Thread-safe."""
+    was measured faster on this machine for chunks as large (`PathChoice`). Thread-safe.
 
-    def __init__(self, path: Path, max_length: int | None) -> None:
+    :param ascii_fast_path: False keeps every text on tokenizers (same ids), which saves the fast path's memory.
+    """
+
+    def __init__(self, path: Path, max_length: int | None, *, ascii_fast_path: bool = True) -> None:
         try:
             self._tokenizer = Tokenizer.from_file(str(path))
         except Exception as exc:  # tokenizers raises plain Exception for malformed files
@@ -69,8 +72,8 @@ class BundleTokenizer:
         else:
             self._tokenizer.enable_truncation(max_length)
         self.max_length = max_length
-        self.fast_path = _fast_path(self._tokenizer, path)
-        """The ASCII fast path, None when this tokenizer's pipeline is not one it reproduces."""
+        self.fast_path = _fast_path(self._tokenizer, path) if ascii_fast_path else None
+        """The ASCII fast path, None when it is turned off or this tokenizer's pipeline is not one it reproduces."""
         self.path_choice = PathChoice(race=self.fast_path is not None and usable_cpus() >= RACE_MIN_CPUS)
         """Whether large ASCII chunks go down the fast path or through tokenizers (same ids; measured speed)."""
 

@@ -35,6 +35,12 @@ def test_required_profiles_ship() -> None:
         assert set(profile.encoding.variants) <= set(VARIANTS)
 
 
+def test_memory_first_profiles_turn_the_ascii_fast_path_off() -> None:
+    """The fast path's vocabulary copy and word-split cache are memory the two memory-bound profiles do not spend."""
+    off = {p.name for p in builtin_profiles() if not p.encoding.ascii_fast_path}
+    assert off == {"raspberry-pi-zero-2w", "low-memory"}
+
+
 @pytest.mark.parametrize("path", sorted(PROFILE_DIR.glob("*.toml")), ids=lambda p: p.stem)
 def test_every_setting_carries_its_reasoning(path: Path) -> None:
     in_table = None
@@ -78,6 +84,8 @@ def write(tmp_path: Path, text: str, name: str = "bad.toml") -> Path:
         ("[encoding]\nvariants = []\n", ["'encoding.variants'", "at least one of fp32, fp16, int8"]),
         ("[encoding]\nvariants = ['int8', 'int8']\n", ["'encoding.variants'", "twice"]),
         ("[encoding]\ntoken_budget = 0\n", ["'encoding.token_budget'", "from 1 to"]),
+        ("[encoding]\nascii_fast_path = 'off'\n", ["'encoding.ascii_fast_path'", "true or false", "(string)"]),
+        ("[encoding]\nfast_path = false\n", ["unknown key 'encoding.fast_path'", "ascii_fast_path"]),
         ("[match]\narchitectures = ['sparc']\n", ["'match.architectures'", "'sparc'", "aarch64", "x86_64"]),
         ("[match]\ncpu_part = ['A53']\n", ["'match.cpu_part'", "hexadecimal"]),
         (

@@ -103,6 +103,15 @@ def test_tuned_profile_is_preferred_by_detection(bundle: Path, user_dir: Path) -
     assert resolve_profile().name == "tuned" and load_profile("tuned").source == "user"
 
 
+@pytest.mark.parametrize("base_name", ["raspberry-pi-zero-2w", "x86-64"])
+def test_tuned_profile_keeps_the_base_profiles_other_encoding_settings(base_name: str) -> None:
+    """Tuning measures threads, variant and budget; what it does not measure (the ASCII fast path) stays the base's."""
+    base = load_profile(base_name)
+    tuned = tuned_profile(_result(1, "fp32", 512, 100.0, 0.1, 90.0), base, name="tuned")
+    assert tuned.encoding.ascii_fast_path == base.encoding.ascii_fast_path == (base_name == "x86-64")
+    assert (tuned.encoding.variants[0], tuned.encoding.token_budget) == ("fp32", 512)
+
+
 def test_runtime_applies_the_profile(bundle: Path, tmp_path: Path) -> None:
     from m2v_edge.runtime import EdgeEmbedder
 

@@ -226,3 +226,37 @@ def _bundle_tokenizer(tokenizer: Tokenizer, folder: Path) -> BundleTokenizer:
 def _batch_ids(bundle: BundleTokenizer, texts: list[str]) -> list[list[int]]:
     batch = bundle.tokenize(texts)
     return [batch.ids[o : o + n].tolist() for o, n in zip(batch.offsets, batch.lengths)]
+
+
+def test_a_profile_can_turn_the_fast_path_off(
+    potion_bundle: Path, potion_reference, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`ascii_fast_path = false` (the memory-first profiles) sends every text through tokenizers, never parses the
+    file for the fast path, and changes no vector: the batches and their ids are the same."""
+    import dataclasses
+
+    import numpy as np
+
+    from m2v_edge.device_profiles import load_profile
+    from m2v_edge.runtime import EdgeEmbedder
+
+    texts, reference = potion_reference
+    zero = load_profile("raspberry-pi-zero-2w")
+    assert not zero.encoding.ascii_fast_path
+    fast = dataclasses.replace(zero, encoding=dataclasses.replace(zero.encoding, ascii_fast_path=True))
+    off = EdgeEmbedder(potion_bundle, profile=zero, variant="fp32")
+    on = EdgeEmbedder(potion_bundle, profile=fast, variant="fp32")
+    assert off._tokenizer.fast_path is None and on._tokenizer.fast_path is not None
+    parsed: list[str] = []
+    loads = json.loads
+    monkeypatch.setattr(tokens_module.json, "loads", lambda text, **kwargs: parsed.append(text) or loads(text, **kwargs))
+    assert BundleTokenizer(potion_bundle / "tokenizer.json", 512, ascii_fast_path=False).fast_path is None
+    assert not parsed  # the vocabulary copy is never made
+    vectors = off.encode(texts)
+    assert np.array_equal(vectors, on.encode(texts))
+    assert np.array_equal(off.encode(texts[:1]), on.encode(texts[:1]))  # the single-text path too
+    cosine = np.sum(vectors * reference, axis=1) / np.maximum(
+        np.linalg.norm(vectors, axis=1) * np.linalg.norm(reference, axis=1), 1e-30
+    )
+    nonzero = np.linalg.norm(reference, axis=1) > 0
+    assert cosine[nonzero].min() > 0.99999 and not vectors[~nonzero].any()
