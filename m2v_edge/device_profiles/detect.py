@@ -50,6 +50,10 @@ TOKENS_PER_MIB = 8
 [rows, width, dim] table rows and their float32 copy: about 5 x dim bytes per padded token (1.25 KiB at
 dim 256, 5 KiB at dim 1024). 8 tokens per MiB keeps that below 4 % of memory even at dim 1024."""
 MIN_TOKEN_BUDGET = 512
+FAST_PATH_MIN_MIB = 768
+"""With this much usable memory or less (the low-memory profile's range) the ASCII fast path is turned off: its
+vocabulary copy and word-split cache (6 MiB measured on the 8,000 Debian documents) are better left to the
+application; tokenizers gives the same ids."""
 
 
 @dataclass(frozen=True)
@@ -188,6 +192,9 @@ def fit_to_machine(profile: Profile, facts: MachineFacts) -> tuple[Profile, tupl
                 f"token_budget {encoding.token_budget} -> {cap} ({memory} MiB usable x {TOKENS_PER_MIB} tokens/MiB)"
             )
             encoding = dataclasses.replace(encoding, token_budget=cap)
+        if memory <= FAST_PATH_MIN_MIB and encoding.ascii_fast_path:
+            notes.append(f"ascii_fast_path true -> false ({memory} MiB usable, {FAST_PATH_MIN_MIB} MiB or less)")
+            encoding = dataclasses.replace(encoding, ascii_fast_path=False)
     if not notes:
         return profile, ()
     return dataclasses.replace(profile, session=session, encoding=encoding), tuple(notes)

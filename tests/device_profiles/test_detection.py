@@ -98,9 +98,21 @@ def test_board_keeps_its_profile_but_fits_a_small_memory_limit(make_root: MakeRo
     detection = explain_detection(make_root("raspberry-pi-4", memory_max=CONTAINER_MEMORY), machine="aarch64")
     assert detection.chosen.name == "raspberry-pi-4"
     assert detection.profile.encoding.token_budget == 512 * 8
-    assert detection.adjustments == ("token_budget 8192 -> 4096 (512 MiB usable x 8 tokens/MiB)",)
+    assert detection.adjustments == (
+        "token_budget 8192 -> 4096 (512 MiB usable x 8 tokens/MiB)",
+        "ascii_fast_path true -> false (512 MiB usable, 768 MiB or less)",
+    )
+    assert not detection.profile.encoding.ascii_fast_path
     jetson = detect(make_root("jetson-orin-nano", memory_max=CONTAINER_MEMORY), machine="aarch64")
     assert (jetson.name, jetson.encoding.token_budget) == ("jetson-orin-nano", 4096)
+    assert not jetson.encoding.ascii_fast_path
+
+
+def test_fast_path_stays_on_with_memory_to_spare(make_root: MakeRoot) -> None:
+    """A 1 GiB board (a Pi 3 reports about 900 MiB) keeps the fast path and its profile's budget."""
+    detection = explain_detection(make_root("raspberry-pi-3"), machine="aarch64")
+    assert detection.chosen.name == "raspberry-pi-3" and detection.profile.encoding.ascii_fast_path
+    assert not any("ascii_fast_path" in note for note in detection.adjustments)
 
 
 def test_spinning_is_turned_off_under_a_quota(make_root: MakeRoot, user_dir: Path) -> None:

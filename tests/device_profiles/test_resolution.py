@@ -74,7 +74,10 @@ def test_explicit_argument_beats_environment(make_root: MakeRoot, monkeypatch: p
     assert (resolution.via, resolution.profile.name) == ("argument", "raspberry-pi-5")
     # ... but the machine's limits still apply: a Zero 2 W has 417 MiB, so a smaller token budget.
     assert resolution.profile.encoding.token_budget == 417 * 8
-    assert resolution.adjustments == ("token_budget 16384 -> 3336 (417 MiB usable x 8 tokens/MiB)",)
+    assert resolution.adjustments == (
+        "token_budget 16384 -> 3336 (417 MiB usable x 8 tokens/MiB)",
+        "ascii_fast_path true -> false (417 MiB usable, 768 MiB or less)",
+    )
     given = Profile(name="given", session=SessionSettings(intra_op_threads=64))
     assert resolve_profile(given) is given  # a Profile object is used exactly as given
 
