@@ -5,7 +5,7 @@ Run as a script by `bench.coldstart`, never imported by the benchmark itself::
     python bench/child.py MODE SYSTEM SPEC_JSON
 
 MODE is `coldstart` (encode one text) or `rss` (encode the documents of the corpus). SYSTEM is `m2v-edge <variant>`,
-`model2vec`, `fastembed` or `tokenizers floor`. Until the system's own import only the standard library is loaded.
+`model2vec`, `fastembed`, `tokenizers floor` or `runtime imports` (import only, encode nothing). Until the system's own import only the standard library is loaded.
 One JSON line goes to stdout: `time.monotonic()` stamps (system-wide on Linux, so comparable with the parent's spawn
 stamp) and the peak RSS (`VmHWM`) before the import and at the end.
 """
@@ -82,6 +82,13 @@ def _load(system: str, spec: dict[str, Any]) -> tuple[float, Callable[[list[str]
             return tokenizer.encode_batch_fast(cut, add_special_tokens=False)
 
         return imported, tokenize
+    if system == "runtime imports":
+        # The floor of any runtime on m2v-edge's dependencies: their imports, no model, nothing encoded.
+        import numpy  # noqa: F401
+        import onnxruntime  # noqa: F401
+        import tokenizers  # noqa: F401
+
+        return time.monotonic(), lambda texts: []
     raise SystemExit(f"unknown system {system!r}")
 
 

@@ -16,6 +16,9 @@ import numpy as np
 REFERENCE = "model2vec"
 FASTEMBED = "fastembed"
 FLOOR = "tokenizers floor"
+IMPORTS = "runtime imports"
+"""Only in fresh processes: imports numpy, onnxruntime and tokenizers (m2v-edge's runtime dependencies) and
+encodes nothing, the floor of any runtime built on them."""
 FASTEMBED_MODEL = "minishlab/potion-base-8M"
 
 
