@@ -135,6 +135,8 @@ def _detect(args: argparse.Namespace) -> int:
     print("fallbacks:" if detection.fallbacks else "fallbacks: none")
     for note in detection.fallbacks:
         print(f"  {note}")
+    for warning in facts.warnings:
+        print(f"warning: {warning}")
     cpu = facts.cpu
     print("facts:")
     print(f"  architecture   {facts.machine}")

@@ -60,7 +60,7 @@ def _cpus_in_list(text: str) -> int | None:
         if not part:
             continue
         low, _, high = part.partition("-")
-        if not low.isdigit() or (high and not high.isdigit()):
+        if not low.isdigit() or (high and not (high.isdigit() and int(high) >= int(low))):
             return None
         count += (int(high) - int(low) + 1) if high else 1
     return count or None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import platform
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from m2v_edge.device_profiles.schema import normalize_architecture
 from m2v_edge.device_profiles.sysfiles import ReadLog, SourceRead, shorten
 
 DEVICE_TREE_MODEL_PATHS = ("proc/device-tree/model", "sys/firmware/devicetree/base/model")
+WHEEL_ARCHITECTURES = ("x86_64", "aarch64")
+"""Linux architectures with onnxruntime wheels on PyPI (manylinux): elsewhere onnxruntime must be built by hand."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,24 @@ class MachineFacts:
     """CPUs this process may run on (sched_getaffinity), only known when the root is the real `/`."""
     reads: tuple[SourceRead, ...] = ()
     fallbacks: tuple[str, ...] = ()
+    python_bits: int | None = None
+    """Pointer size of this Python in bits, only known when the root is the real `/`."""
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """What keeps the runtime from installing here as documented (no onnxruntime wheels for this system)."""
+        if self.python_bits == 32 and self.machine in WHEEL_ARCHITECTURES:
+            return (
+                f"this Python is 32-bit on a 64-bit {self.machine} kernel (as in 32-bit Raspberry Pi OS): PyPI has no "
+                "onnxruntime wheels for it; install a 64-bit OS (64-bit Raspberry Pi OS)",
+            )
+        if self.machine not in WHEEL_ARCHITECTURES:
+            bits = "32-bit " if self.machine in ("armv6l", "armv7l", "i686") else ""
+            return (
+                f"{self.machine} is a {bits}architecture PyPI has no onnxruntime wheels for: install a 64-bit OS "
+                "(aarch64 or x86_64, e.g. 64-bit Raspberry Pi OS) or build onnxruntime yourself",
+            )
+        return ()
 
     @property
     def memory_mb(self) -> int | None:
@@ -209,4 +230,5 @@ def read_facts(root: str | Path = "/", *, machine: str | None = None) -> Machine
         affinity_cpus=_affinity(real_root),
         reads=tuple(log.reads),
         fallbacks=tuple(log.fallbacks),
+        python_bits=struct.calcsize("P") * 8 if real_root else None,
     )
