@@ -18,6 +18,9 @@ from m2v_edge import __version__
 from m2v_edge.commands import COMMAND_GROUPS
 from m2v_edge.errors import M2VEdgeError
 
+RUNTIME_DEPENDENCIES = frozenset({"onnxruntime", "numpy", "tokenizers"})
+"""What `pip install m2v-edge` installs for the runtime; missing only after `--no-deps` or on an unsupported system."""
+
 
 class _Parser(argparse.ArgumentParser):
     """argparse with a one-line usage error (argparse prints the whole usage block first)."""
@@ -53,6 +56,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         message = " ".join(str(exc).splitlines()) or type(exc).__name__  # one line, whatever the library said
         print(f"m2v-edge {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:
+        if exc.name not in RUNTIME_DEPENDENCIES or args.verbose:
+            raise
+        print(
+            f"m2v-edge {args.command}: error: {exc.name} is not installed: pip install {exc.name} (onnxruntime has "
+            "wheels for 64-bit systems only: on a Raspberry Pi, use 64-bit Raspberry Pi OS)",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print(f"m2v-edge {args.command}: interrupted", file=sys.stderr)
