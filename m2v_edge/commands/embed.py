@@ -26,6 +26,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--dim", type=int, metavar="N", help="keep the first N dimensions only (re-normalised if the model normalises)"
     )
     export.add_argument("--revision", help="Hub branch, tag or commit")
+    export.add_argument("--subfolder", help="the model's folder inside SOURCE (a folder or a Hub repository)")
+    export.add_argument(
+        "--normalize", action=argparse.BooleanOptionalAction, default=None,
+        help="override the model config's normalize (default: the config's)",
+    )
+    export.add_argument(
+        "--max-length", type=_max_length, metavar="N", help="override the config's max_length ('none': no truncation)"
+    )
     export.add_argument("--overwrite", action="store_true", help="replace the output folder if it exists")
     export.set_defaults(handler=_export)
 
@@ -49,7 +57,7 @@ def _export(args: argparse.Namespace) -> int:
     from m2v_edge.errors import MissingExtraError
 
     try:
-        from m2v_edge.export import export_model
+        from m2v_edge.export import FROM_CONFIG, export_model
     except ImportError:
         raise MissingExtraError("export", "m2v-edge export") from None
     out = export_model(
@@ -60,6 +68,9 @@ def _export(args: argparse.Namespace) -> int:
         token=os.environ.get("HF_TOKEN"),
         overwrite=args.overwrite,
         dimensionality=args.dim,
+        subfolder=args.subfolder,
+        normalize=args.normalize,
+        max_length={None: FROM_CONFIG, "none": None}.get(args.max_length, args.max_length),
     )
     manifest = read_manifest(out)
     of = f" of {manifest.truncated_from}" if manifest.truncated_from else ""
@@ -69,6 +80,11 @@ def _export(args: argparse.Namespace) -> int:
         files = f"{entry.file} + {table.file}" if table else entry.file
         print(f"  {variant:<5} {manifest.variant_size(variant) / 1e6:8.2f} MB  {files}")
     return 0
+
+
+def _max_length(text: str) -> int | str:
+    """`--max-length`: a token count, or 'none' for no truncation."""
+    return "none" if text.strip().lower() == "none" else _positive(text)
 
 
 def _positive(text: str) -> int:

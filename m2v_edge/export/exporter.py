@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import json
 import logging
 import shutil
@@ -36,6 +38,16 @@ logger = logging.getLogger(__name__)
 DEFAULT_VARIANTS = ("fp32", "int8")
 
 
+class FromConfig(enum.Enum):
+    """The type of `FROM_CONFIG`."""
+
+    FROM_CONFIG = "from the model's config"
+
+
+FROM_CONFIG = FromConfig.FROM_CONFIG
+"""`export_model(max_length=FROM_CONFIG)`, the default: the source's config decides (None means no truncation)."""
+
+
 def export_model(
     source: str | Path,
     out_dir: str | Path,
@@ -45,6 +57,9 @@ def export_model(
     token: str | None = None,
     overwrite: bool = False,
     dimensionality: int | None = None,
+    subfolder: str | None = None,
+    normalize: bool | None = None,
+    max_length: int | None | FromConfig = FROM_CONFIG,
 ) -> Path:
     """Export a Model2Vec model (local folder or Hub id) to an m2v-edge bundle folder.
 
@@ -61,15 +76,22 @@ def export_model(
     :param dimensionality: keep only the first N dimensions of the table (Model2Vec tables are PCA-ordered), as
         model2vec's `StaticModel.from_pretrained(..., dimensionality=N)` does; vectors are re-normalised when the
         model normalises. Recorded in the manifest (`dim` = N, `truncated_from` = the source's dim).
+    :param subfolder: the model's folder inside `source` (a local folder or a Hub repository).
+    :param normalize: override the config's `normalize` (model2vec's `from_pretrained(..., normalize=...)`).
+    :param max_length: override the config's `max_length` in tokens; None disables truncation.
     :return: the bundle folder.
     """
     chosen = _check_variants(variants)
-    if dimensionality is not None and (isinstance(dimensionality, bool) or not isinstance(dimensionality, int)):
+    if dimensionality is not None and not _is_whole(dimensionality):
         raise ExportError(f"dimensionality must be a whole number, got {dimensionality!r}")
+    if normalize is not None and not isinstance(normalize, bool):
+        raise ExportError(f"normalize must be True, False or None, got {normalize!r}")
+    if not (max_length is FROM_CONFIG or max_length is None or (_is_whole(max_length) and max_length >= 1)):
+        raise ExportError(f"max_length must be a whole number >= 1, or None for no truncation, got {max_length!r}")
     out = Path(out_dir)
     if out.exists() and not overwrite:
         raise ExportError(f"{out} already exists; pass overwrite=True (--overwrite) to replace it")
-    src = load_source(source, revision=revision, token=token)
+    src = _override(load_source(source, revision=revision, token=token, subfolder=subfolder), normalize, max_length)
     table = _truncate(src, dimensionality)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
@@ -92,6 +114,22 @@ def _check_variants(variants: Iterable[str]) -> tuple[str, ...]:
     if unknown or not chosen:
         raise ExportError(f"unknown variant(s) {unknown or '(none given)'}; choose from {', '.join(VARIANTS)}")
     return chosen
+
+
+def _is_whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _override(src: ModelSource, normalize: bool | None, max_length: int | None | FromConfig) -> ModelSource:
+    """The source with its config's `normalize` / `max_length` replaced where the caller gave them."""
+    changes: dict[str, object] = {}
+    if normalize is not None:
+        changes["normalize"] = normalize
+    if max_length is not FROM_CONFIG:
+        changes["max_length"] = max_length
+    if not changes:
+        return src
+    return dataclasses.replace(src, config={**src.config, **changes}, overrides=changes)
 
 
 def _truncate(src: ModelSource, dimensionality: int | None) -> np.ndarray:
@@ -189,6 +227,8 @@ def _facts(src: ModelSource, table: np.ndarray, variants: tuple[str, ...]) -> di
         "has_weights": src.weights is not None,
         "has_mapping": src.mapping is not None,
     }
+    if src.overrides:
+        facts["config_overrides"] = dict(src.overrides)
     if "int4" in variants:
         facts["int4_block_size"] = int4_layout(int(table.shape[1]))[1]
     return facts

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,8 @@ class ModelSource:
     config: dict[str, Any]
     weights_sha256: str
     licence_files: tuple[Path, ...]
+    overrides: dict[str, Any] = field(default_factory=dict)
+    """Config keys the exporter was told to replace (already applied to `config`)."""
 
     @property
     def normalize(self) -> bool:
@@ -69,21 +71,44 @@ class ModelSource:
         return None if value is None else int(value)
 
 
-def load_source(source: str | Path, *, revision: str | None = None, token: str | None = None) -> ModelSource:
-    """Read a Model2Vec model from a local folder or a Hub id (`org/name`)."""
+def load_source(
+    source: str | Path, *, revision: str | None = None, token: str | None = None, subfolder: str | None = None
+) -> ModelSource:
+    """Read a Model2Vec model from a local folder or a Hub id (`org/name`), or from a `subfolder` of either (as
+    model2vec's `from_pretrained(..., subfolder=...)` does)."""
+    parts = _subfolder_parts(subfolder)
     path = Path(source)
     if path.exists():
         if not path.is_dir():
             raise SourceModelError(f"{path} is a file; pass the Model2Vec model's folder")
-        return _read_folder(path.resolve(), source_id=path.resolve().name, revision=None)
+        folder = path.joinpath(*parts)
+        if not folder.is_dir():
+            raise SourceModelError(f"{path} has no subfolder {subfolder!r}")
+        return _read_folder(folder.resolve(), source_id=folder.resolve().name, revision=None)
     if not HUB_ID.match(str(source)):
         raise SourceModelError(f"{source} is neither an existing folder nor a Hub id like 'minishlab/potion-base-8M'")
-    folder = _download(str(source), revision=revision, token=token)
-    return _read_folder(folder, source_id=str(source), revision=folder.name)
+    snapshot = _download(str(source), revision=revision, token=token, prefix="".join(f"{p}/" for p in parts))
+    folder = snapshot.joinpath(*parts)
+    if not folder.is_dir():
+        raise SourceModelError(f"Hub model {source} has no Model2Vec files in subfolder {subfolder!r}")
+    return _read_folder(folder, source_id=str(source), revision=snapshot.name)
 
 
-def _download(repo_id: str, *, revision: str | None, token: str | None) -> Path:
-    """Fetch (or find in the standard cache) the files of a Hub model; honours HF_HUB_OFFLINE."""
+def _subfolder_parts(subfolder: str | None) -> tuple[str, ...]:
+    """The path parts of a subfolder argument; absolute paths and `..` are refused."""
+    if subfolder is None or subfolder in ("", "."):
+        return ()
+    if not isinstance(subfolder, str):
+        raise SourceModelError(f"subfolder must be a string, got {subfolder!r}")
+    parts = tuple(part for part in subfolder.replace("\\", "/").split("/") if part not in ("", "."))
+    if subfolder.startswith("/") or ".." in parts:
+        raise SourceModelError(f"subfolder {subfolder!r} must be a relative path inside the model, without '..'")
+    return parts
+
+
+def _download(repo_id: str, *, revision: str | None, token: str | None, prefix: str = "") -> Path:
+    """Fetch (or find in the standard cache) the files of a Hub model, under `prefix` in the repository, and return
+    the snapshot folder; honours HF_HUB_OFFLINE."""
     try:
         import huggingface_hub
         from huggingface_hub import constants as hub_constants
@@ -92,6 +117,7 @@ def _download(repo_id: str, *, revision: str | None, token: str | None) -> Path:
         raise MissingExtraError("export", "exporting from the Hugging Face Hub") from None
     patterns = sorted({name for layout in LAYOUTS for name in (layout.config, layout.weights, layout.tokenizer)})
     patterns += ["README.md", "LICENSE*", "LICENCE*", "NOTICE*", "ATTRIBUTION*", "COPYING*"]
+    patterns = [prefix + pattern for pattern in patterns]
     # Offline, look in the cache only: without this, huggingface_hub (1.x) resolves a commit-hash revision by
     # listing the repo tree online unless a trees/<commit>.json listing happens to be cached, and fails.
     offline = bool(getattr(hub_constants, "HF_HUB_OFFLINE", False))
