@@ -84,5 +84,5 @@ def test_a_hub_id_is_read_from_the_offline_cache(tmp_path: Path, cache_home: Pat
 
 
 def test_unknown_keyword_is_refused_with_the_accepted_ones(potion_bundle: Path) -> None:
-    with pytest.raises(TypeError, match="quantize_to.*accepted: variant"):
-        Model2VecEmbeddingFunction(model_source=str(potion_bundle), quantize_to="int8")
+    with pytest.raises(TypeError, match="show_progress_bar.*accepted: variant"):
+        Model2VecEmbeddingFunction(model_source=str(potion_bundle), show_progress_bar=True)

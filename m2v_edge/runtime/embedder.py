@@ -6,6 +6,7 @@ import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -31,7 +32,8 @@ class EdgeEmbedder:
 
     One instance is safe to use from many threads at once: encoding keeps no state between calls that could change a
     result (a word-split cache and the measured tokenising path only change speed), and onnxruntime sessions and
-    tokenizers are thread-safe.
+    tokenizers are thread-safe. It pickles (for multiprocessing) and copies as its arguments: the copy loads the
+    bundle again.
 
     :param bundle: the bundle folder (written by `m2v_edge.export.export_model`), or the name of an installed
         model package (`m2v-edge models`); an existing path wins over a package name.
@@ -71,6 +73,20 @@ class EdgeEmbedder:
         except Exception as exc:  # onnxruntime raises its own untyped errors for unreadable graphs
             raise BundleError(f"onnxruntime cannot load {model_path}: {exc}; re-export the bundle") from None
         self._char_limit = self.manifest.char_limit
+        self._threads = threads
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle (and copy) as the arguments that rebuild this embedder: the bundle is loaded again on unpickling."""
+        return {
+            "bundle": str(self.bundle_dir),
+            "variant": self.variant,
+            "threads": self._threads,
+            "profile": self.profile,
+            "token_budget": self.token_budget,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state.pop("bundle"), **state)  # type: ignore[misc]
 
     @property
     def dim(self) -> int:
