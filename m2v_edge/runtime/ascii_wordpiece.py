@@ -127,10 +127,13 @@ class AsciiWordPiece:
                     normalized.append(content)
             elif content.isascii():
                 raw.append(content)  # a non-ASCII added token never matches an ASCII text
-        return cls(
-            vocab, unk_token=unk_token, prefix=prefix, max_word_chars=max_word_chars, clean_text="clean" in effects,
-            lowercase="lower" in effects, raw_patterns=raw, normalized_patterns=normalized,
-        )
+        try:
+            return cls(
+                vocab, unk_token=unk_token, prefix=prefix, max_word_chars=max_word_chars, clean_text="clean" in effects,
+                lowercase="lower" in effects, raw_patterns=raw, normalized_patterns=normalized,
+            )
+        except RecursionError:  # added tokens branching too deep for one regular expression: tokenizers takes all
+            return None
 
     def takes(self, text: str) -> bool:
         """Whether this path tokenises `text`: ASCII, holding no added token's text."""
@@ -235,8 +238,50 @@ class AsciiWordPiece:
 
 
 def _finder(patterns: Sequence[str]) -> Callable[[str], object] | None:
-    """A search for any of `patterns` in a text (one regular expression: faster than a test per pattern)."""
-    return re.compile("|".join(map(re.escape, patterns))).search if patterns else None
+    """A search for any of `patterns` in a text: one regular expression over the patterns' trie.
+
+    A plain alternation makes the regex engine try every pattern at every position: with the thousands of added
+    tokens a custom-vocabulary distillation writes, scanning 2,000 Debian documents took 1.9 s for 1,000 patterns
+    and 43 s for 20,000. The trie shares prefixes (0.06 s and 0.12 s; compiling 20,000 takes about 1 s, once).
+    A pattern that another one starts with is enough on its own: "any of them occurs" is all that is asked.
+    """
+    if not patterns:
+        return None
+    trie: dict[str, Any] = {}
+    for pattern in sorted(set(patterns), key=len):
+        node = trie
+        for char in pattern:
+            if _END in node:
+                break  # a shorter pattern is a prefix of this one and already matches wherever it would
+            node = node.setdefault(char, {})
+        else:
+            node.clear()
+            node[_END] = {}
+    if _END in trie:
+        return lambda text: True  # an empty pattern occurs in every text
+    return re.compile(_trie_regex(trie)).search
+
+
+_END = ""
+"""Marks the end of a pattern in `_finder`'s trie (never a character of one)."""
+
+
+def _trie_regex(node: dict[str, Any]) -> str:
+    """The regular expression matching exactly the patterns below a trie node (which is not an end)."""
+    branches, ends = [], []
+    for char in sorted(node):
+        child = node[char]
+        if _END in child:
+            ends.append(re.escape(char))
+            continue
+        run = char
+        while len(child) == 1 and _END not in child:  # a chain without branches: no recursion along it
+            (next_char, child), = child.items()
+            run += next_char
+        branches.append(re.escape(run) + ("" if _END in child else _trie_regex(child)))
+    if ends:
+        branches.append(ends[0] if len(ends) == 1 else f"[{''.join(ends)}]")
+    return branches[0] if len(branches) == 1 else f"(?:{'|'.join(branches)})"
 
 
 def _normalizer_effects(spec: Any) -> frozenset[str] | None:

@@ -116,6 +116,24 @@ def test_fuzzed_ascii_batches(pair: tuple[Tokenizer, AsciiWordPiece]) -> None:
     check()
 
 
+def test_added_token_scan_finds_exactly_the_texts_holding_one() -> None:
+    """The scan for added-token texts (one regex over the patterns' trie) against a plain substring test, on patterns
+    from a 5-character alphabet: many share prefixes, are prefixes of each other or repeat, and include regex syntax."""
+    alphabet = "ab[.*"
+    patterns_st = st.lists(st.text(alphabet, min_size=1, max_size=6), min_size=1, max_size=40)
+
+    @SETTINGS
+    @given(patterns=patterns_st, texts=st.lists(st.text(alphabet, max_size=30), max_size=20))
+    def check(patterns: list[str], texts: list[str]) -> None:
+        find = ascii_wordpiece._finder(patterns)
+        assert find is not None
+        assert [bool(find(text)) for text in texts] == [any(p in text for p in patterns) for text in texts]
+
+    check()
+    assert ascii_wordpiece._finder([]) is None
+    assert ascii_wordpiece._finder(["", "x"])("anything")  # an empty added token: no text is taken
+
+
 def test_words_around_the_length_limit() -> None:
     tokenizer = wordpiece_tokenizer(max_chars=10)
     fast = fast_path(tokenizer)
