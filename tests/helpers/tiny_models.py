@@ -69,7 +69,7 @@ def _words(normalizer: Any, pre_tokenizer: Any) -> list[str]:
     return sorted(counts, key=lambda word: (-counts[word], word))
 
 
-def _prefix_merges(words: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
+def prefix_merges(words: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
     """A BPE vocabulary and merges that build each word left to right (deterministic, unlike the trainers)."""
     vocab = sorted({char for word in words for char in word})
     merges: list[tuple[str, str]] = []
@@ -112,7 +112,7 @@ def build_tokenizer(kind: str) -> Tokenizer:
             normalizer, pre_tokenizer, special = normalizers.NFKC(), pre_tokenizers.Whitespace(), ["[UNK]", "[PAD]"]
         else:
             normalizer, pre_tokenizer, special = None, pre_tokenizers.Metaspace(), ["<pad>"]
-        pieces, merges = _prefix_merges(_words(normalizer, pre_tokenizer)[:120])
+        pieces, merges = prefix_merges(_words(normalizer, pre_tokenizer)[:120])
         vocab = {piece: index for index, piece in enumerate(dict.fromkeys([*special, *pieces]))}
         tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token="[UNK]" if kind == "bpe_unk" else None))
         if normalizer is not None:

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helpers.tiny_models import CORPUS
+from helpers.tiny_models import CORPUS, prefix_merges
 from safetensors.numpy import save_file
 from tokenizers import AddedToken, Regex, Tokenizer, models, normalizers, pre_tokenizers
 
@@ -110,18 +110,6 @@ def wordpiece(
     return tokenizer
 
 
-def _prefix_merges(words: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
-    """A BPE vocabulary and merges that build each word left to right (deterministic, unlike the trainers)."""
-    vocab = sorted({char for word in words for char in word})
-    merges: list[tuple[str, str]] = []
-    for word in words:
-        for i in range(1, len(word)):
-            if word[: i + 1] not in vocab:
-                merges.append((word[:i], word[i]))
-                vocab.append(word[: i + 1])
-    return vocab, merges
-
-
 def _seen_words(normalizer: Any, pre_tokenizer: Any) -> list[str]:
     words: dict[str, None] = {}
     for line in CORPUS:
@@ -134,7 +122,7 @@ def bpe(
     pre_tokenizer: Any, *, normalizer: Any = None, unk: str | None = "[UNK]", byte_fallback: bool = False,
     ignore_merges: bool = False, extra: tuple[str, ...] = (),
 ) -> Tokenizer:
-    pieces, merges = _prefix_merges(_seen_words(normalizer, pre_tokenizer)[:150])
+    pieces, merges = prefix_merges(_seen_words(normalizer, pre_tokenizer)[:150])
     special = [unk] if unk else []
     if byte_fallback:
         special += [f"<0x{b:02X}>" for b in range(256)]
@@ -152,7 +140,7 @@ def byte_level_bpe(add_prefix_space: bool) -> Tokenizer:
     pre = pre_tokenizers.ByteLevel(add_prefix_space=add_prefix_space)
     words = _seen_words(None, pre)[:150]
     alphabet = pre_tokenizers.ByteLevel.alphabet()
-    pieces, merges = _prefix_merges(words)
+    pieces, merges = prefix_merges(words)
     vocab = {p: i for i, p in enumerate(dict.fromkeys([*sorted(alphabet), *pieces]))}
     tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=merges))
     tokenizer.pre_tokenizer = pre
