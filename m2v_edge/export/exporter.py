@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 import json
 import logging
 import shutil
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
 from tokenizers import Tokenizer
 
 from m2v_edge import __version__
@@ -25,27 +21,18 @@ from m2v_edge.bundle import (
     SourceInfo,
     model_file,
     table_file,
-    table_tensor,
     write_manifest,
 )
 from m2v_edge.errors import ExportError
-from m2v_edge.export.graph import build_graph
+from m2v_edge.export.graph import build_graph, write_table
+from m2v_edge.export.output import check_not_source, check_out_dir, make_staging
+from m2v_edge.export.output import replace as _replace
 from m2v_edge.export.quantize import int4_layout, quantize_table
-from m2v_edge.export.source import ModelSource, load_source
+from m2v_edge.export.source import FROM_CONFIG, FromConfig, ModelSource, load_source
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_VARIANTS = ("fp32", "int8")
-
-
-class FromConfig(enum.Enum):
-    """The type of `FROM_CONFIG`."""
-
-    FROM_CONFIG = "from the model's config"
-
-
-FROM_CONFIG = FromConfig.FROM_CONFIG
-"""`export_model(max_length=FROM_CONFIG)`, the default: the source's config decides (None means no truncation)."""
 
 
 def export_model(
@@ -64,7 +51,8 @@ def export_model(
     """Export a Model2Vec model (local folder or Hub id) to an m2v-edge bundle folder.
 
     The bundle is written to a temporary folder beside `out_dir` and renamed into place only when complete,
-    so a failed export leaves nothing half-written. Exporting the same source twice gives identical bytes.
+    so a failed export leaves nothing half-written (see `m2v_edge.export.output`). Exporting the same source twice
+    gives identical bytes.
 
     :param source: a Model2Vec model folder (any of the three layouts) or a Hub id such as
         `minishlab/potion-base-8M` (downloaded with huggingface_hub; offline it is read from the cache).
@@ -72,13 +60,15 @@ def export_model(
     :param variants: table precisions to write, any of `fp32`, `fp16`, `int8`, `int4`.
     :param revision: Hub branch, tag or commit (Hub ids only).
     :param token: Hub token for private or gated models (Hub ids only).
-    :param overwrite: replace `out_dir` if it exists.
+    :param overwrite: replace `out_dir` if it exists and is an m2v-edge bundle or an empty folder. Anything else
+        there (a file, a link, another folder, the source model or a folder holding it) is refused, with or without.
     :param dimensionality: keep only the first N dimensions of the table (Model2Vec tables are PCA-ordered), as
         model2vec's `StaticModel.from_pretrained(..., dimensionality=N)` does; vectors are re-normalised when the
         model normalises. Recorded in the manifest (`dim` = N, `truncated_from` = the source's dim).
     :param subfolder: the model's folder inside `source` (a local folder or a Hub repository).
     :param normalize: override the config's `normalize` (model2vec's `from_pretrained(..., normalize=...)`).
-    :param max_length: override the config's `max_length` in tokens; None disables truncation.
+    :param max_length: override the config's `max_length` in tokens; None disables truncation. The config's own
+        value is then not used, so an invalid one does not matter.
     :return: the bundle folder.
     """
     chosen = _check_variants(variants)
@@ -89,13 +79,13 @@ def export_model(
     if not (max_length is FROM_CONFIG or max_length is None or (_is_whole(max_length) and max_length >= 1)):
         raise ExportError(f"max_length must be a whole number >= 1, or None for no truncation, got {max_length!r}")
     out = Path(out_dir)
-    if out.exists() and not overwrite:
-        raise ExportError(f"{out} already exists; pass overwrite=True (--overwrite) to replace it")
-    src = _override(load_source(source, revision=revision, token=token, subfolder=subfolder), normalize, max_length)
+    check_out_dir(out, overwrite=overwrite)
+    src = load_source(
+        source, revision=revision, token=token, subfolder=subfolder, normalize=normalize, max_length=max_length
+    )
+    check_not_source(out, src.folder)
     table = _truncate(src, dimensionality)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
-    staging.chmod(0o755)  # mkdtemp makes it private; a bundle is meant to be shared and copied
+    staging = make_staging(out)
     try:
         _write_bundle(src, table, staging, chosen)
         _replace(staging, out)
@@ -120,18 +110,6 @@ def _is_whole(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _override(src: ModelSource, normalize: bool | None, max_length: int | None | FromConfig) -> ModelSource:
-    """The source with its config's `normalize` / `max_length` replaced where the caller gave them."""
-    changes: dict[str, object] = {}
-    if normalize is not None:
-        changes["normalize"] = normalize
-    if max_length is not FROM_CONFIG:
-        changes["max_length"] = max_length
-    if not changes:
-        return src
-    return dataclasses.replace(src, config={**src.config, **changes}, overrides=changes)
-
-
 def _truncate(src: ModelSource, dimensionality: int | None) -> np.ndarray:
     """The source table, or its first `dimensionality` columns; out-of-range values are refused."""
     dim = int(src.table.shape[1])
@@ -152,15 +130,19 @@ def _write_bundle(src: ModelSource, table: np.ndarray, folder: Path, variants: t
     unk_id = _unk_id(tokenizer, tokenizer_json)
     entries, tables = {}, {}
     for variant in variants:
+        stored = quantize_table(table, variant)
         model = build_graph(
-            quantize_table(table, variant),
+            stored,
             weights=src.weights,
             mapping=src.mapping,
             unk_id=unk_id,
             normalize=src.normalize,
             producer_version=__version__,
+            table_file=table_file(variant),
         )
-        (folder / table_file(variant)).write_bytes(_move_table_out(model, variant))
+        # The table is the graph's external data: onnxruntime maps the file instead of parsing the table out of the
+        # graph and copying it (a faster load, one copy in memory); offset 0 keeps it page-aligned, as mapping needs.
+        write_table(stored.values, folder / table_file(variant))
         (folder / model_file(variant)).write_bytes(model.SerializeToString())
         entries[variant] = FileEntry.of(folder, model_file(variant))
         tables[variant] = FileEntry.of(folder, table_file(variant))
@@ -175,7 +157,7 @@ def _write_bundle(src: ModelSource, table: np.ndarray, folder: Path, variants: t
         median_token_length=int(np.median([len(token) for token in vocab])),
         unk_id=unk_id,
         pad_id=_pad_id(src.tokenizer_json, unk_id),
-        vocab_size=len(vocab),
+        vocab_size=src.vocab_size,
         variants=entries,
         tables=tables,
         tokenizer=FileEntry.of(folder, TOKENIZER_FILE),
@@ -185,22 +167,6 @@ def _write_bundle(src: ModelSource, table: np.ndarray, folder: Path, variants: t
         truncated_from=int(src.table.shape[1]) if table.shape[1] < src.table.shape[1] else None,
     )
     write_manifest(folder, manifest)
-
-
-def _move_table_out(model: onnx.ModelProto, variant: str) -> bytes:
-    """Turn the graph's table into ONNX external data in `table_file(variant)`; return the bytes to write there.
-
-    onnxruntime then maps the file instead of parsing the table out of the graph and copying it: a faster load and
-    one copy of the table in memory. Offset 0 keeps the data page-aligned, as mapping needs.
-    """
-    table = next(t for t in model.graph.initializer if t.name == table_tensor(variant))
-    data = table.raw_data
-    table.ClearField("raw_data")
-    table.data_location = onnx.TensorProto.EXTERNAL
-    for key, value in (("location", table_file(variant)), ("offset", "0"), ("length", str(len(data)))):
-        entry = table.external_data.add()
-        entry.key, entry.value = key, value
-    return data
 
 
 def _unk_id(tokenizer: Tokenizer, tokenizer_json: dict[str, Any]) -> int | None:
@@ -222,7 +188,7 @@ def _pad_id(tokenizer_json: dict[str, Any], unk_id: int | None) -> int:
 
 def _facts(src: ModelSource, table: np.ndarray, variants: tuple[str, ...]) -> dict[str, Any]:
     facts: dict[str, Any] = {
-        "table_dtype": str(src.table.dtype),
+        "table_dtype": src.table_dtype,
         "table_rows": int(src.table.shape[0]),
         "has_weights": src.weights is not None,
         "has_mapping": src.mapping is not None,
@@ -232,15 +198,3 @@ def _facts(src: ModelSource, table: np.ndarray, variants: tuple[str, ...]) -> di
     if "int4" in variants:
         facts["int4_block_size"] = int4_layout(int(table.shape[1]))[1]
     return facts
-
-
-def _replace(staging: Path, out: Path) -> None:
-    """Move the finished bundle into place; an existing bundle is swapped out only at the very end."""
-    if not out.exists():
-        staging.rename(out)
-        return
-    old = out.with_name(f".{out.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    out.rename(old)
-    staging.rename(out)
-    shutil.rmtree(old, ignore_errors=True)

@@ -16,6 +16,8 @@ columns) are summed block by block, see `m2v_edge.export.graph_int4`.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
@@ -27,17 +29,37 @@ from m2v_edge.export.quantize import StoredTable
 OPSET = 17
 IR_VERSION = 8
 """IR 8 / opset 17: loadable by onnxruntime 1.14 and later (the issue asks for 1.17)."""
+_WRITE_BLOCK_BYTES = 64 << 20
+"""`write_table` converts and writes at most this many bytes of a table at a time."""
 
 
 class _GraphBuilder:
     """Accumulates nodes and initializers with generated names."""
 
-    def __init__(self) -> None:
+    def __init__(self, table_file: str | None) -> None:
         self.nodes: list[onnx.NodeProto] = []
         self.initializers: list[onnx.TensorProto] = []
+        self.table_file = table_file
+        self.table_input: onnx.ValueInfoProto | None = None
+        """The token table's name, type and shape, to check the graph without it (see `_check`)."""
 
     def const(self, name: str, value: np.ndarray) -> str:
         self.initializers.append(numpy_helper.from_array(value, name=name))
+        return name
+
+    def table(self, name: str, values: np.ndarray) -> str:
+        """The token table: held in the graph, or with `table_file` only referred to as ONNX external data (the
+        whole file, offset 0, written by `write_table`), so that its values are never copied into the graph."""
+        if self.table_file is None:
+            tensor = numpy_helper.from_array(values, name=name)
+        else:
+            dtype = helper.np_dtype_to_tensor_dtype(values.dtype)
+            tensor = TensorProto(name=name, data_type=dtype, dims=values.shape, data_location=TensorProto.EXTERNAL)
+            for key, value in (("location", self.table_file), ("offset", "0"), ("length", str(values.nbytes))):
+                entry = tensor.external_data.add()
+                entry.key, entry.value = key, value
+        self.initializers.append(tensor)
+        self.table_input = helper.make_tensor_value_info(name, tensor.data_type, list(values.shape))
         return name
 
     def op(self, op_type: str, inputs: list[str], output: str, **attrs: object) -> str:
@@ -53,9 +75,14 @@ def build_graph(
     unk_id: int | None,
     normalize: bool,
     producer_version: str,
+    table_file: str | None = None,
 ) -> onnx.ModelProto:
-    """The pooling model for one variant's stored table."""
-    g = _GraphBuilder()
+    """The pooling model for one variant's stored table, checked by onnx's checker.
+
+    With `table_file`, the table is ONNX external data in that file (beside the graph), which the caller writes with
+    `write_table(table.values, path)`; otherwise the graph holds it (up to protobuf's 2 GiB).
+    """
+    g = _GraphBuilder(table_file)
     dim = table.columns
     ids, mask = INPUT_IDS, ATTENTION_MASK
 
@@ -77,7 +104,7 @@ def build_graph(
         if table.scales is not None:
             scales = g.op("Gather", [g.const("scales", table.scales.astype(np.float32)), rows], "row_scales", axis=0)
             token_weight = g.op("Mul", [token_weight, scales], "scaled_keep")
-        vectors = g.op("Gather", [g.const("table", table.values), rows], "vectors", axis=0)
+        vectors = g.op("Gather", [g.table("table", table.values), rows], "vectors", axis=0)
         if table.values.dtype != np.float32:
             vectors = g.op("Cast", [vectors], "vectors_f", to=TensorProto.FLOAT)
         axis1 = g.const("axis1", np.array([1], dtype=np.int64))
@@ -94,16 +121,17 @@ def build_graph(
         divisor = g.op("Max", [count, g.const("one", np.array(1.0, dtype=np.float32))], "divisor")
         g.op("Div", [summed, divisor], OUTPUT)
 
-    graph = helper.make_graph(
-        g.nodes,
-        "m2v_edge_pooling",
-        inputs=[
-            helper.make_tensor_value_info(ids, TensorProto.INT64, ["batch", "sequence"]),
-            helper.make_tensor_value_info(mask, TensorProto.INT64, ["batch", "sequence"]),
-        ],
-        outputs=[helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["batch", dim])],
-        initializer=g.initializers,
-    )
+    inputs = [
+        helper.make_tensor_value_info(ids, TensorProto.INT64, ["batch", "sequence"]),
+        helper.make_tensor_value_info(mask, TensorProto.INT64, ["batch", "sequence"]),
+    ]
+    outputs = [helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["batch", dim])]
+    _check(g, inputs, outputs)
+    graph = helper.make_graph(g.nodes, "m2v_edge_pooling", inputs=inputs, outputs=outputs, initializer=g.initializers)
+    return _model(graph, producer_version)
+
+
+def _model(graph: onnx.GraphProto, producer_version: str) -> onnx.ModelProto:
     model = helper.make_model(
         graph,
         opset_imports=[helper.make_opsetid("", OPSET)],
@@ -111,5 +139,30 @@ def build_graph(
         producer_version=producer_version,
     )
     model.ir_version = IR_VERSION
-    onnx.checker.check_model(model)
     return model
+
+
+def _check(g: _GraphBuilder, inputs: list[onnx.ValueInfoProto], outputs: list[onnx.ValueInfoProto]) -> None:
+    """Run onnx's checker on the graph with its token table declared as an input instead of an initializer.
+
+    The checker serialises the model it checks (protobuf refuses more than 2 GiB) and wants external data files to
+    exist already: without the table, neither a large table nor the order of writing matters. The table's type
+    and shape are still checked against the nodes that use it.
+    """
+    assert g.table_input is not None, "every pooling graph gathers from a token table"
+    others = [tensor for tensor in g.initializers if tensor.name != g.table_input.name]
+    graph = helper.make_graph(
+        g.nodes, "m2v_edge_pooling", inputs=[*inputs, g.table_input], outputs=outputs, initializer=others
+    )
+    onnx.checker.check_model(_model(graph, ""))
+
+
+def write_table(values: np.ndarray, path: Path) -> None:
+    """Write a table's values as ONNX external data (row-major, little-endian), a block of rows at a time, so that
+    a large table is never copied whole."""
+    little_endian = values.dtype.newbyteorder("<")
+    row_bytes = max(1, values.itemsize * int(np.prod(values.shape[1:])))
+    block = max(1, _WRITE_BLOCK_BYTES // row_bytes)
+    with open(path, "wb") as handle:
+        for start in range(0, values.shape[0], block):
+            handle.write(np.ascontiguousarray(values[start : start + block], dtype=little_endian).data)

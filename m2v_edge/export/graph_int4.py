@@ -36,7 +36,7 @@ def int4_weighted_sum(g: _GraphBuilder, table: StoredTable, rows: str, token_wei
     assert table.scales is not None and table.block_size is not None
     blocks, block = int(table.scales.shape[1]), table.block_size
     half = block // 2
-    packed = g.op("Gather", [g.const("int4_table", table.values), rows], "int4_bytes", axis=0)
+    packed = g.op("Gather", [g.table("int4_table", table.values), rows], "int4_bytes", axis=0)
     shape4 = g.const("int4_block_shape", np.array([0, 0, blocks, half], dtype=np.int64))
     by_block = g.op("Reshape", [packed, shape4], "int4_bytes_by_block")
     x = g.op("Transpose", [by_block], "int4_bytes_block_major", perm=[2, 0, 1, 3])

@@ -9,6 +9,8 @@ import numpy as np
 _FP16_MAX = float(np.finfo(np.float16).max)
 _FP16_TINY = float(np.finfo(np.float16).smallest_subnormal)
 
+INT8_BLOCK_VALUES = 1 << 22
+"""int8 quantisation converts at most this many table values (16 MiB of float32) at a time."""
 INT4_BLOCK_SIZE = 64
 """Values per int4 scale along the embedding dim, chosen by measurement (`python -m bench.quality_report` on
 potion-base-8M): the smallest block (closest to fp32) whose one-variant bundle stays within 15% of the float32
@@ -45,7 +47,7 @@ class StoredTable:
 def quantize_table(table: np.ndarray, variant: str) -> StoredTable:
     """Convert a source table (float32/16/64 or int8) to the storage of `variant`."""
     if variant == "fp32":
-        return StoredTable(table.astype(np.float32))
+        return StoredTable(np.asarray(table, dtype=np.float32))  # a float32 table is not copied
     if variant == "fp16":
         return StoredTable(np.clip(table.astype(np.float32), -_FP16_MAX, _FP16_MAX).astype(np.float16))
     if variant == "int8":
@@ -58,14 +60,20 @@ def quantize_table(table: np.ndarray, variant: str) -> StoredTable:
 def _int8_per_row(table: np.ndarray) -> StoredTable:
     """Symmetric per-row int8: row ~= values * scale, with max |row| mapped to 127.
 
+    Computed a block of rows at a time, so that a large table needs no float32 temporaries of its own size.
     An int8 source table is kept as it is (scale 1): its raw integers are what model2vec averages.
     """
     if table.dtype == np.int8:
         return StoredTable(table.copy(), np.ones(table.shape[0], dtype=np.float32))
-    rows = table.astype(np.float32)
-    peak = np.abs(rows).max(axis=1)
-    scales = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
-    values = np.clip(np.rint(rows / scales[:, None]), -127, 127).astype(np.int8)
+    values = np.empty(table.shape, dtype=np.int8)
+    scales = np.empty(table.shape[0], dtype=np.float32)
+    step = max(1, INT8_BLOCK_VALUES // max(1, table.shape[1]))
+    for start in range(0, table.shape[0], step):
+        rows = table[start : start + step].astype(np.float32)
+        peak = np.abs(rows).max(axis=1)
+        block_scales = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
+        values[start : start + step] = np.clip(np.rint(rows / block_scales[:, None]), -127, 127)
+        scales[start : start + step] = block_scales
     return StoredTable(values, scales)
 
 

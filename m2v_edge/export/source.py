@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import json
 import re
 from dataclasses import dataclass, field
@@ -12,9 +13,20 @@ import numpy as np
 
 from m2v_edge.bundle import sha256_file
 from m2v_edge.errors import MissingExtraError, SourceModelError
+from m2v_edge.export.hub import download
 
 DEFAULT_MAX_LENGTH = 512
 """model2vec's `max_length` when the config does not set one."""
+
+
+class FromConfig(enum.Enum):
+    """The type of `FROM_CONFIG`."""
+
+    FROM_CONFIG = "from the model's config"
+
+
+FROM_CONFIG = FromConfig.FROM_CONFIG
+"""`max_length=FROM_CONFIG`, the default: the source's config decides (None means no truncation)."""
 
 
 @dataclass(frozen=True)
@@ -37,7 +49,11 @@ LAYOUTS = (
         "embedding.weight",
     ),
 )
-LICENCE_PATTERN = re.compile(r"^(LICEN[CS]E|COPYING|NOTICE|ATTRIBUTION)", re.IGNORECASE)
+LICENCE_NAMES = ("LICENSE", "LICENCE", "COPYING", "NOTICE", "ATTRIBUTION")
+"""Files whose name starts with one of these, in any case, are licence files copied into the bundle."""
+LICENCE_PATTERN = re.compile(f"^({'|'.join(LICENCE_NAMES)})", re.IGNORECASE)
+LICENCE_GLOBS = tuple("".join(f"[{c.upper()}{c.lower()}]" for c in name) + "*" for name in LICENCE_NAMES)
+"""The same names as case-insensitive globs (huggingface_hub matches download patterns case-sensitively)."""
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 TABLE_DTYPES = (np.float32, np.float16, np.float64, np.int8)
 
@@ -56,8 +72,12 @@ class ModelSource:
     config: dict[str, Any]
     weights_sha256: str
     licence_files: tuple[Path, ...]
+    vocab_size: int
+    """The number of token ids (largest id + 1): the rows every per-token tensor has."""
+    table_dtype: str
+    """The table's dtype in the source file (`bfloat16` tables and weights are read as float32, exactly)."""
     overrides: dict[str, Any] = field(default_factory=dict)
-    """Config keys the exporter was told to replace (already applied to `config`)."""
+    """Config keys the caller replaced (already applied to `config`)."""
 
     @property
     def normalize(self) -> bool:
@@ -66,16 +86,33 @@ class ModelSource:
 
     @property
     def max_length(self) -> int | None:
-        """model2vec's rule: the config's `max_length` (None disables truncation), 512 when absent."""
+        """model2vec's rule: the config's `max_length` (None disables truncation), 512 when absent; a JSON `true`
+        counts as 1, as in model2vec (checked when the source is read)."""
         value = self.config.get("max_length", DEFAULT_MAX_LENGTH)
         return None if value is None else int(value)
 
 
 def load_source(
-    source: str | Path, *, revision: str | None = None, token: str | None = None, subfolder: str | None = None
+    source: str | Path,
+    *,
+    revision: str | None = None,
+    token: str | None = None,
+    subfolder: str | None = None,
+    normalize: bool | None = None,
+    max_length: int | None | FromConfig = FROM_CONFIG,
 ) -> ModelSource:
     """Read a Model2Vec model from a local folder or a Hub id (`org/name`), or from a `subfolder` of either (as
-    model2vec's `from_pretrained(..., subfolder=...)` does)."""
+    model2vec's `from_pretrained(..., subfolder=...)` does).
+
+    `normalize` (unless None) and `max_length` (unless FROM_CONFIG) replace the config's values; a config
+    `max_length` that is replaced is not checked. With a subfolder that holds no licence files, those at the root of
+    the folder or repository are taken.
+    """
+    overrides: dict[str, Any] = {}
+    if normalize is not None:
+        overrides["normalize"] = normalize
+    if max_length is not FROM_CONFIG:
+        overrides["max_length"] = max_length
     parts = _subfolder_parts(subfolder)
     path = Path(source)
     if path.exists():
@@ -84,14 +121,20 @@ def load_source(
         folder = path.joinpath(*parts)
         if not folder.is_dir():
             raise SourceModelError(f"{path} has no subfolder {subfolder!r}")
-        return _read_folder(folder.resolve(), source_id=folder.resolve().name, revision=None)
+        return _read_folder(
+            folder.resolve(), source_id=folder.resolve().name, revision=None, root=path.resolve(), overrides=overrides
+        )
     if not HUB_ID.match(str(source)):
         raise SourceModelError(f"{source} is neither an existing folder nor a Hub id like 'minishlab/potion-base-8M'")
-    snapshot = _download(str(source), revision=revision, token=token, prefix="".join(f"{p}/" for p in parts))
+    prefix = "".join(f"{p}/" for p in parts)
+    names = sorted({name for layout in LAYOUTS for name in (layout.config, layout.weights, layout.tokenizer)})
+    patterns = [prefix + name for name in (*names, "README.md", *LICENCE_GLOBS)]
+    patterns += list(LICENCE_GLOBS) if prefix else []  # the repository's own licence, used if the subfolder has none
+    snapshot = download(str(source), revision=revision, token=token, patterns=patterns)
     folder = snapshot.joinpath(*parts)
     if not folder.is_dir():
         raise SourceModelError(f"Hub model {source} has no Model2Vec files in subfolder {subfolder!r}")
-    return _read_folder(folder, source_id=str(source), revision=snapshot.name)
+    return _read_folder(folder, source_id=str(source), revision=snapshot.name, root=snapshot, overrides=overrides)
 
 
 def _subfolder_parts(subfolder: str | None) -> tuple[str, ...]:
@@ -106,43 +149,9 @@ def _subfolder_parts(subfolder: str | None) -> tuple[str, ...]:
     return parts
 
 
-def _download(repo_id: str, *, revision: str | None, token: str | None, prefix: str = "") -> Path:
-    """Fetch (or find in the standard cache) the files of a Hub model, under `prefix` in the repository, and return
-    the snapshot folder; honours HF_HUB_OFFLINE."""
-    try:
-        import huggingface_hub
-        from huggingface_hub import constants as hub_constants
-        from huggingface_hub import errors as hub_errors
-    except ImportError:
-        raise MissingExtraError("export", "exporting from the Hugging Face Hub") from None
-    patterns = sorted({name for layout in LAYOUTS for name in (layout.config, layout.weights, layout.tokenizer)})
-    patterns += ["README.md", "LICENSE*", "LICENCE*", "NOTICE*", "ATTRIBUTION*", "COPYING*"]
-    patterns = [prefix + pattern for pattern in patterns]
-    # Offline, look in the cache only: without this, huggingface_hub (1.x) resolves a commit-hash revision by
-    # listing the repo tree online unless a trees/<commit>.json listing happens to be cached, and fails.
-    offline = bool(getattr(hub_constants, "HF_HUB_OFFLINE", False))
-    try:
-        return Path(
-            huggingface_hub.snapshot_download(
-                repo_id, revision=revision, token=token, allow_patterns=patterns, local_files_only=offline
-            )
-        )
-    except (hub_errors.RepositoryNotFoundError, hub_errors.GatedRepoError):
-        raise SourceModelError(
-            f"Hub model {repo_id} was not found or is private/gated: check the id, or pass a token (--token / HF_TOKEN)"
-        ) from None
-    except hub_errors.RevisionNotFoundError:
-        raise SourceModelError(f"Hub model {repo_id} has no revision {revision!r}") from None
-    except hub_errors.LocalEntryNotFoundError:
-        raise SourceModelError(
-            f"Hub model {repo_id} (revision {revision or 'main'}) is not in the local cache and the Hub cannot be "
-            "reached (offline or HF_HUB_OFFLINE=1): connect once, or pass a local folder"
-        ) from None
-    except (hub_errors.HfHubHTTPError, OSError) as exc:
-        raise SourceModelError(f"cannot download {repo_id} from the Hub: {exc}") from None
-
-
-def _read_folder(folder: Path, *, source_id: str, revision: str | None) -> ModelSource:
+def _read_folder(
+    folder: Path, *, source_id: str, revision: str | None, root: Path, overrides: dict[str, Any]
+) -> ModelSource:
     layout = _find_layout(folder)
     weights_path = folder / layout.weights
     tensors = _read_tensors(weights_path)
@@ -151,18 +160,23 @@ def _read_folder(folder: Path, *, source_id: str, revision: str | None) -> Model
         raise SourceModelError(
             f"{weights_path} has no tensor {layout.table_tensor!r} (found: {', '.join(sorted(tensors)) or 'none'})"
         )
+    table_dtype = "bfloat16" if _is_bfloat16(table) else str(table.dtype)
+    table = _float32_if_bfloat16(table)
     if table.ndim != 2 or table.shape[0] == 0 or table.shape[1] == 0:
         raise SourceModelError(f"{weights_path}: tensor {layout.table_tensor!r} must be 2-D, got shape {table.shape}")
     if table.dtype not in TABLE_DTYPES:
         raise SourceModelError(
-            f"{weights_path}: table dtype {table.dtype} is not supported (float32, float16, float64 or int8)"
+            f"{weights_path}: table dtype {table.dtype} is not supported (float32, float16, float64, bfloat16 or int8)"
         )
     tokenizer_json = _read_json(folder / layout.tokenizer)
-    config = _read_json(folder / layout.config)
-    vocab_size = _vocab_size(tokenizer_json, folder / layout.tokenizer)
+    config_path = folder / layout.config
+    config = _read_json(config_path)
+    if "max_length" not in overrides:
+        _check_max_length(config, config_path)
+    tokens, ids = _vocabulary(tokenizer_json, folder / layout.tokenizer)
     weights, mapping = tensors.get("weights"), tensors.get("mapping")
-    _check_sizes(weights_path, table, weights, mapping, vocab_size)
-    licences = tuple(sorted(p for p in folder.iterdir() if p.is_file() and LICENCE_PATTERN.match(p.name)))
+    weights = None if weights is None else _float32_if_bfloat16(weights)
+    _check_sizes(weights_path, folder / layout.tokenizer, table, weights, mapping, tokens, ids)
     return ModelSource(
         source_id=source_id,
         revision=revision,
@@ -171,10 +185,17 @@ def _read_folder(folder: Path, *, source_id: str, revision: str | None) -> Model
         weights=weights,
         mapping=mapping,
         tokenizer_json=tokenizer_json,
-        config=config,
+        config={**config, **overrides},
         weights_sha256=sha256_file(weights_path),
-        licence_files=licences,
+        licence_files=_licence_files(folder) or _licence_files(root),
+        vocab_size=ids,
+        table_dtype=table_dtype,
+        overrides=overrides,
     )
+
+
+def _licence_files(folder: Path) -> tuple[Path, ...]:
+    return tuple(sorted(p for p in folder.iterdir() if p.is_file() and LICENCE_PATTERN.match(p.name)))
 
 
 def _find_layout(folder: Path) -> Layout:
@@ -196,6 +217,19 @@ def _read_tensors(path: Path) -> dict[str, np.ndarray]:
         raise SourceModelError(f"cannot read {path}: {exc}") from None
 
 
+def _is_bfloat16(tensor: np.ndarray) -> bool:
+    """Whether safetensors gave a bfloat16 tensor: numpy has no such type, so it comes as a 2-byte kind-'V' dtype
+    (ml_dtypes' `bfloat16`); safetensors' other 2-byte types are float16, int16 and uint16."""
+    return tensor.dtype.kind == "V" and tensor.dtype.itemsize == 2
+
+
+def _float32_if_bfloat16(tensor: np.ndarray) -> np.ndarray:
+    """A bfloat16 tensor as float32, exactly (bfloat16 is float32's upper 16 bits); any other tensor as it is."""
+    if not _is_bfloat16(tensor):
+        return tensor
+    return (tensor.view("<u2").astype(np.uint32) << 16).view(np.float32)
+
+
 def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -206,35 +240,71 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def _vocab_size(tokenizer_json: dict[str, Any], path: Path) -> int:
+def _check_max_length(config: dict[str, Any], path: Path) -> None:
+    """model2vec's `max_length` is null or a token count; it fails on other types, and a count below 1 keeps no
+    token (0) or cannot be used (negative). A JSON `true` is 1 in Python, and to model2vec."""
+    value = config.get("max_length", DEFAULT_MAX_LENGTH)
+    if value is None or (isinstance(value, int) and value >= 1):
+        return
+    raise SourceModelError(
+        f"{path}: max_length must be null (no truncation) or a whole number of tokens >= 1, got {json.dumps(value)}; "
+        f"fix max_length in {path.name}, or override it with --max-length N (max_length=N in Python)"
+    )
+
+
+def _vocabulary(tokenizer_json: dict[str, Any], path: Path) -> tuple[int, int]:
+    """(tokens, ids) of a tokenizer: how many tokens it has, and its largest token id + 1 (more if ids have gaps)."""
     from tokenizers import Tokenizer
 
     try:
         tokenizer = Tokenizer.from_str(json.dumps(tokenizer_json))
     except Exception as exc:  # tokenizers raises plain Exception for malformed files
         raise SourceModelError(f"{path} is not a valid tokenizers file: {exc}") from None
-    return len(tokenizer.get_vocab())
+    ids = tokenizer.get_vocab().values()
+    return len(ids), max(ids, default=-1) + 1
 
 
 def _check_sizes(
-    path: Path, table: np.ndarray, weights: np.ndarray | None, mapping: np.ndarray | None, vocab_size: int
+    path: Path,
+    tokenizer_path: Path,
+    table: np.ndarray,
+    weights: np.ndarray | None,
+    mapping: np.ndarray | None,
+    tokens: int,
+    ids: int,
 ) -> None:
+    """model2vec's rules: without a mapping, one table row per token; the tensors it indexes by token id (the
+    table, or the mapping; the weights) need a row for every id (more than one per token when the ids have gaps:
+    `tokens` < `ids`); a mapping points inside the table."""
     rows = table.shape[0]
-    if mapping is None and rows != vocab_size:
+    if mapping is None and rows != tokens:
         raise SourceModelError(
-            f"{path}: the table has {rows} rows but the tokenizer has {vocab_size} tokens; "
+            f"{path}: the table has {rows} rows but the tokenizer has {tokens} tokens; "
             "the model folder mixes files of different models"
         )
+    by_id = {"'mapping'": mapping} if mapping is not None else {"the table": table}
+    short = [
+        f"{name} {len(tensor)}"
+        for name, tensor in {**by_id, "'weights'": weights}.items()
+        if tensor is not None and tensor.ndim and len(tensor) < ids
+    ]
+    if tokens < ids and short:  # the tokens with the largest ids have no row; model2vec fails on them too
+        raise SourceModelError(
+            f"{tokenizer_path}: the token ids have gaps ({tokens} tokens, ids up to {ids - 1}), but the rows in "
+            f"{path} ({', '.join(short)}) are one per token, not one per id; renumber the tokens 0 to {tokens - 1} "
+            f"in {tokenizer_path.name}"
+            + (f", or give those tensors {ids} rows" if mapping is not None else "")
+        )
     if mapping is not None:
-        if mapping.ndim != 1 or mapping.shape[0] != vocab_size or mapping.dtype.kind not in "iu":
+        if mapping.ndim != 1 or mapping.shape[0] != ids or mapping.dtype.kind not in "iu":
             raise SourceModelError(
-                f"{path}: 'mapping' must be an integer vector of {vocab_size} entries (one per token), "
+                f"{path}: 'mapping' must be an integer vector of {ids} entries (one per token id), "
                 f"got {mapping.dtype} {mapping.shape}"
             )
-        if vocab_size and (mapping.min() < 0 or mapping.max() >= rows):
+        if ids and (mapping.min() < 0 or mapping.max() >= rows):
             raise SourceModelError(f"{path}: 'mapping' points outside the table's {rows} rows")
-    if weights is not None and (weights.ndim != 1 or weights.shape[0] != vocab_size or weights.dtype.kind != "f"):
+    if weights is not None and (weights.ndim != 1 or weights.shape[0] != ids or weights.dtype.kind != "f"):
         raise SourceModelError(
-            f"{path}: 'weights' must be a float vector of {vocab_size} entries (one per token), "
+            f"{path}: 'weights' must be a float vector of {ids} entries (one per token id), "
             f"got {weights.dtype} {weights.shape}"
         )

@@ -15,7 +15,7 @@ from m2v_edge.bundle import FORMAT_VERSION
 from m2v_edge.model_wheel import FIRST_READER
 
 PROFILES = sorted(p.name for p in (REPO / "m2v_edge" / "device_profiles" / "profiles").glob("*.toml"))
-WHEEL_GUARD = 150_000
+WHEEL_GUARD = 175_000
 """The size the wheel must stay under (a regression guard); the issue's target, WHEEL_TARGET, is reported."""
 
 
