@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import logging
 from pathlib import Path
 
@@ -55,19 +56,15 @@ def download(repo_id: str, *, revision: str | None, token: str | None, patterns:
 
 
 def _connection_errors() -> tuple[type[BaseException], ...]:
-    """The exceptions that mean "the Hub cannot be reached": huggingface_hub 1.x raises httpx's transport errors
-    (connection refused, DNS, timeouts, proxies), 0.x those of requests; both may raise the built-in ones."""
+    """The exceptions that mean "the Hub cannot be reached": huggingface_hub 2.x raises httpx2's transport errors
+    (connection refused, DNS, timeouts, proxies), 1.x httpx's, 0.x those of requests; all may raise the built-in
+    ones."""
     errors: list[type[BaseException]] = [ConnectionError, TimeoutError]
-    try:
-        import httpx
-
-        errors.append(httpx.TransportError)
-    except ImportError:
-        pass
-    try:
-        import requests
-
-        errors += [requests.ConnectionError, requests.Timeout]
-    except ImportError:
-        pass
+    for name, attributes in (("httpx2", ("TransportError",)), ("httpx", ("TransportError",)),
+                             ("requests", ("ConnectionError", "Timeout"))):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        errors += [getattr(module, attribute) for attribute in attributes if hasattr(module, attribute)]
     return tuple(errors)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import hub_http
 from helpers.tiny_models import TinyModels
 from safetensors.numpy import save_file
 from tokenizers import Tokenizer, models, pre_tokenizers
@@ -177,7 +178,6 @@ def test_leftovers_of_killed_exports_are_removed_but_not_those_of_running_ones(
 def fake_hub(tiny_models: TinyModels, monkeypatch: pytest.MonkeyPatch) -> list[dict]:
     """`snapshot_download` replaced: it fails as a machine without network does (a connection error) unless asked
     for the cache only, where it finds the tiny model; every call's arguments are recorded."""
-    import httpx
     import huggingface_hub
 
     calls: list[dict] = []
@@ -185,7 +185,7 @@ def fake_hub(tiny_models: TinyModels, monkeypatch: pytest.MonkeyPatch) -> list[d
     def snapshot_download(repo_id, **kwargs):
         calls.append(kwargs)
         if not kwargs.get("local_files_only"):
-            raise httpx.ConnectError("[Errno 101] Network is unreachable")
+            raise hub_http.connection_error("connect")
         return str(tiny_models.folder(BASE))
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
@@ -198,16 +198,15 @@ def test_connection_failure_falls_back_to_the_cache(fake_hub: list[dict], tmp_pa
     assert json.loads((bundle / "m2v_edge.json").read_text())["source"]["id"] == "org/model"
 
 
-@pytest.mark.parametrize("error", ["ReadTimeout", "ConnectError"])
+@pytest.mark.parametrize("error", ["read-timeout", "connect"])
 def test_connection_failure_without_a_cached_snapshot(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, error) -> None:
-    import httpx
     import huggingface_hub
     from huggingface_hub.errors import LocalEntryNotFoundError
 
     def snapshot_download(repo_id, **kwargs):
         if kwargs.get("local_files_only"):
             raise LocalEntryNotFoundError("not cached")
-        raise getattr(httpx, error)("no network")
+        raise hub_http.connection_error(error)
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
     with pytest.raises(SourceModelError) as info:

@@ -820,14 +820,14 @@ def test_hub_download_asks_for_licence_files_in_any_case(monkeypatch, small_sour
 
 
 def test_private_repo_message_names_options_that_exist(monkeypatch, tmp_path) -> None:
-    import httpx
     import huggingface_hub
+    from helpers import hub_http
     from huggingface_hub import errors as hub_errors
 
     from m2v_edge.cli import build_parser
 
     def not_found(repo_id, **kwargs):
-        response = httpx.Response(404, request=httpx.Request("GET", f"https://huggingface.co/api/models/{repo_id}"))
+        response = hub_http.response(404, f"https://huggingface.co/api/models/{repo_id}")
         raise hub_errors.RepositoryNotFoundError("not found", response=response)
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", not_found)
