@@ -31,6 +31,8 @@ MANIFEST_FILE = "m2v_edge.json"
 TOKENIZER_FILE = "tokenizer.json"
 VARIANTS = ("fp32", "fp16", "int8", "int4")
 """Every variant this format version knows, in order of decreasing precision."""
+DEFAULT_VARIANTS = ("fp32", "int8")
+"""What an export writes unless told otherwise (`export_model`, `m2v-edge export`, the drop-in's cached exports)."""
 
 INPUT_IDS = "input_ids"
 ATTENTION_MASK = "attention_mask"

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from m2v_edge.bundle import MANIFEST_FILE, Manifest, read_manifest
+from m2v_edge.bundle import DEFAULT_VARIANTS, MANIFEST_FILE, Manifest, read_manifest
 from m2v_edge.errors import MissingExtraError
 from m2v_edge.models import installed_bundle
 from m2v_edge.runtime import EdgeEmbedder
@@ -107,7 +107,7 @@ def _bundle_for(model_source: str | Path, variant: str | None, **options: Any) -
     if not path.exists() and (installed := installed_bundle(str(model_source))) is not None:
         return _matching(installed, options)
     force = bool(options.pop("force_download", False))
-    variants = tuple(dict.fromkeys(("fp32", "int8") + ((variant,) if variant else ())))
+    variants = tuple(dict.fromkeys(DEFAULT_VARIANTS + ((variant,) if variant else ())))
     cached = _cache_root() / _cache_key(path, str(model_source), variants, options)
     if (cached / MANIFEST_FILE).is_file() and not force:
         return cached

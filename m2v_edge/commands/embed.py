@@ -13,14 +13,17 @@ from typing import IO, Any
 
 import numpy as np
 
+from m2v_edge.bundle import DEFAULT_VARIANTS, VARIANTS
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `export` and `encode` commands."""
     export = subparsers.add_parser("export", help="export a Model2Vec model (folder or Hub id) to a bundle")
     export.add_argument("source", help="Model2Vec model folder or Hub id (org/name)")
     export.add_argument("-o", "--output", required=True, type=Path, help="bundle folder to create")
+    defaults = ",".join(DEFAULT_VARIANTS)
     export.add_argument(
-        "--variants", default="fp32,int8", help="comma-separated: fp32, fp16, int8, int4 (default fp32,int8)"
+        "--variants", default=defaults, help=f"comma-separated: {', '.join(VARIANTS)} (default {defaults})"
     )
     export.add_argument(
         "--dim", type=int, metavar="N", help="keep the first N dimensions only (re-normalised if the model normalises)"

@@ -14,6 +14,7 @@ from tokenizers import Tokenizer
 
 from m2v_edge import __version__
 from m2v_edge.bundle import (
+    DEFAULT_VARIANTS,
     TOKENIZER_FILE,
     VARIANTS,
     FileEntry,
@@ -31,9 +32,6 @@ from m2v_edge.export.quantize import int4_layout, quantize_table
 from m2v_edge.export.source import FROM_CONFIG, FromConfig, ModelSource, load_source
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_VARIANTS = ("fp32", "int8")
-
 
 def export_model(
     source: str | Path,
