@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from m2v_edge.errors import BundleError
+from m2v_edge.paths import cache_dir
 
 FORMAT_VERSION = 2
 """1: tables inside the graphs. 2: each variant's table in `model.<variant>.data` beside its graph (format 1 still read)."""
@@ -316,8 +317,7 @@ def _bundle_file_stat(bundle_dir: Path, path: Path) -> os.stat_result:
 def _stamp_path(stat: os.stat_result, sha256: str) -> Path:
     """Where a successful check of this exact file state is remembered (device, inode, size, times, digest)."""
     key = f"{stat.st_dev}-{stat.st_ino}-{stat.st_size}-{stat.st_mtime_ns}-{stat.st_ctime_ns}-{sha256}"
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "m2v-edge" / "verified"
-    return cache / key
+    return cache_dir() / "verified" / key
 
 
 def _touch(stamp: Path) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +14,7 @@ import numpy as np
 from m2v_edge.bundle import DEFAULT_VARIANTS, MANIFEST_FILE, Manifest, read_manifest
 from m2v_edge.errors import MissingExtraError
 from m2v_edge.models import installed_bundle
+from m2v_edge.paths import cache_dir
 from m2v_edge.runtime import EdgeEmbedder
 
 logger = logging.getLogger(__name__)
@@ -137,7 +137,7 @@ def _matching(bundle: Path, options: dict[str, Any]) -> Path:
 
 
 def _cache_root() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "m2v-edge" / "bundles"
+    return cache_dir() / "bundles"
 
 
 def _cache_key(path: Path, source: str, variants: tuple[str, ...], options: dict[str, Any]) -> str:

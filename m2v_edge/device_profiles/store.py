@@ -16,6 +16,7 @@ from m2v_edge.device_profiles._toml import dumps
 from m2v_edge.device_profiles.profile import Profile, ProfileSource
 from m2v_edge.device_profiles.schema import NAME_PATTERN, parse_profile, profile_to_data
 from m2v_edge.errors import ProfileError
+from m2v_edge.paths import config_dir
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
@@ -28,9 +29,7 @@ FALLBACK_PROFILE = "generic"
 
 def user_profile_dir() -> Path:
     """`$XDG_CONFIG_HOME/m2v-edge/profiles` (default `~/.config/m2v-edge/profiles`); it may not exist."""
-    base = os.environ.get("XDG_CONFIG_HOME") or ""
-    root = Path(base) if os.path.isabs(base) else Path.home() / ".config"
-    return root / "m2v-edge" / "profiles"
+    return config_dir() / "profiles"
 
 
 def read_profile_file(path: str | Path, *, source: ProfileSource = "file") -> Profile:
