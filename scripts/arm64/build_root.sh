@@ -1,35 +1,29 @@
 #!/usr/bin/env bash
 # Build (or reuse) the Debian bookworm arm64 root and the aarch64 wheels that the emulated tests run on.
 #
-#   scripts/arm64/build_root.sh          # idempotent: reuses what a completed earlier build left in the cache
+#   scripts/arm64/build_root.sh          # the root and the site; idempotent: reuses what a completed earlier
+#                                        # build left in the cache
+#   scripts/arm64/build_root.sh root     # the root only (what the aarch64 wheel build needs: make dist)
 #
-# The root: qemu-user-static + debootstrap first stage (--foreign: nothing is executed), then every downloaded .deb
-# unpacked with `dpkg -x`, then an ARM-format /proc/cpuinfo inside the root (onnxruntime's CPU detection crashes
-# under qemu when it reads the host's x86 one). The site: aarch64 wheels for the root's CPython 3.11 installed with
-# `pip install --target`. Each part is built in a `.partial` folder and renamed, with its marker written last, only
-# when complete; an interrupted build is started over on the next run. Every download is retried with a time bound.
+# The root: qemu-user-static + debootstrap first stage (--foreign: nothing is executed) of python3 and
+# libpython3.11-dev (the aarch64 Python headers that scripts/arm64/build_wheel.sh compiles the native core against),
+# then every downloaded .deb unpacked with `dpkg -x`, then an ARM-format /proc/cpuinfo inside the root (onnxruntime's
+# CPU detection crashes under qemu when it reads the host's x86 one). The site: aarch64 wheels for the root's
+# CPython 3.11 installed with `pip install --target`. Each part is built in a `.partial` folder and renamed, with its
+# marker written last, only when complete; an interrupted build is started over on the next run. Every download is
+# retried with a time bound.
 set -euo pipefail
 # shellcheck source=scripts/arm64/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 # Bump when the way the root is built changes: a root built by an older recipe is rebuilt.
-ROOT_RECIPE="m2v-edge arm64 root v1: $SUITE minbase+python3, dpkg -x, cpuinfo raspberry-pi-4 x2"
-# bookworm has glibc 2.36; pip takes --platform tags literally (no expansion to older glibc versions), so list them.
-PLATFORMS=(--platform manylinux2014_aarch64)
-for minor in $(seq 17 36); do PLATFORMS+=(--platform "manylinux_2_${minor}_aarch64"); done
-PIP_TARGET_FLAGS=(--only-binary=:all: "${PLATFORMS[@]}" --python-version "$EMULATED_PYTHON_VERSION" --implementation cp)
-PIP_NOISE="is ignored: it is neither a file nor a directory"  # this machine's pip config names absent local indexes
+ROOT_RECIPE="m2v-edge arm64 root v2: $SUITE minbase+python3+libpython$EMULATED_PYTHON_VERSION-dev, dpkg -x, cpuinfo raspberry-pi-4 x2"
 
 started=$SECONDS
 
 ensure_tools() {
     command -v qemu-aarch64-static >/dev/null && command -v debootstrap >/dev/null && return 0
-    [ "$(id -u)" -eq 0 ] || die "qemu-user-static and debootstrap are missing; install them: apt-get install -y qemu-user-static debootstrap"
-    log "installing qemu-user-static and debootstrap"
-    local apt_opts=(-o Acquire::Retries=3 -o Acquire::http::Timeout=30 -o Acquire::https::Timeout=30)
-    retry 3 "$DOWNLOAD_TIMEOUT" apt-get "${apt_opts[@]}" update -q
-    retry 3 "$DOWNLOAD_TIMEOUT" env DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" install -y -q --no-install-recommends \
-        qemu-user-static debootstrap
+    apt_install qemu-user-static debootstrap
 }
 
 # ARM-format /proc/cpuinfo, as a Raspberry Pi 4 on 64-bit Raspberry Pi OS prints it, with two cores (CI has two).
@@ -48,7 +42,8 @@ write_cpuinfo() {
 
 debootstrap_once() {  # a fresh first stage into $1 (called by retry: a failed try leaves nothing behind)
     rm -rf "$1"
-    debootstrap --foreign --arch=arm64 --variant=minbase --include=python3 "$SUITE" "$1" "$MIRROR"
+    debootstrap --foreign --arch=arm64 --variant=minbase --include="python3,libpython$EMULATED_PYTHON_VERSION-dev" \
+        "$SUITE" "$1" "$MIRROR"
 }
 
 build_root() {
@@ -59,7 +54,7 @@ build_root() {
     local stage="$ROOT.partial" debs deb
     log "building the arm64 root ($SUITE from $MIRROR) in $stage"
     export -f debootstrap_once
-    export SUITE MIRROR
+    export SUITE MIRROR EMULATED_PYTHON_VERSION
     # shellcheck disable=SC2016  # $1 is expanded by the inner bash
     retry 3 "$DOWNLOAD_TIMEOUT" bash -c 'debootstrap_once "$1"' _ "$stage"
     shopt -s nullglob
@@ -72,6 +67,7 @@ build_root() {
     done
     rm -f "$stage"/var/cache/apt/archives/*.deb  # nobody reads them again
     [ -x "$stage/usr/bin/python$EMULATED_PYTHON_VERSION" ] || die "no python$EMULATED_PYTHON_VERSION in $stage after unpacking"
+    [ -f "$stage/$TARGET_PYTHON_INCLUDE/Python.h" ] || die "no $TARGET_PYTHON_INCLUDE/Python.h in $stage after unpacking"
     write_cpuinfo "$stage"
     rm -rf "$ROOT"
     mv "$stage" "$ROOT"
@@ -160,8 +156,16 @@ print(f"  {platform.machine()} Python {platform.python_version()}, numpy {numpy.
     printf '%s\n' "$key" >"$SITE/.complete"
 }
 
+case "${1:-all}" in
+    all) parts="root and site" ;;
+    root) parts="root" ;;
+    *) die "unknown argument '$1': pass nothing (the root and the site) or 'root' (the root only)" ;;
+esac
 mkdir -p "$CACHE"
+# One build at a time per cache (make test's packaging tests and make test-arm64 may both get here first).
+exec 9>"$CACHE/.build.lock"
+flock 9
 ensure_tools
 build_root
-build_site
-log "arm64 root and site ready in $((SECONDS - started))s ($CACHE)"
+[ "$parts" = root ] || build_site
+log "arm64 $parts ready in $((SECONDS - started))s ($CACHE)"

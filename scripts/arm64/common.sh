@@ -1,4 +1,4 @@
-# shellcheck shell=bash disable=SC2034  # sourced by build_root.sh and run_tests.sh, which use these names
+# shellcheck shell=bash disable=SC2034  # sourced by build_root.sh, build_wheel.sh and run_tests.sh, which use these
 # Shared settings of the aarch64 emulation scripts (sourced, not run).
 #
 # Everything is cached under $M2V_EDGE_ARM64_CACHE (default: .cache/arm64 in the repo, ignored by git):
@@ -6,6 +6,7 @@
 #   site/            aarch64 wheels installed for the root's python3.11; site/.complete holds a digest of the
 #                    requirements and constraints (site-inputs/) it was built from: a change rebuilds it
 #   pycache/         bytecode the emulated Python compiles (PYTHONPYCACHEPREFIX: nothing is written into the repo)
+#   wheel-build.*/   an aarch64 wheel build (build_wheel.sh): unpacked sdist, build.log; removed when it succeeds
 #   work/            per-run files: the x86-64 bundle and reference vectors (rewritten on every run)
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -16,6 +17,21 @@ WORK="$CACHE/work"
 SUITE="${M2V_EDGE_ARM64_SUITE:-bookworm}"
 MIRROR="${M2V_EDGE_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 EMULATED_PYTHON_VERSION="3.11"  # bookworm's python3
+# In the root (from libpython3.11-dev and libpython3.11-stdlib): the headers the aarch64 core is compiled against,
+# and the target's sysconfig data (extension suffix, compiler flags).
+TARGET_PYTHON_INCLUDE="usr/include/python$EMULATED_PYTHON_VERSION"
+TARGET_SYSCONFIGDATA="_sysconfigdata__linux_aarch64-linux-gnu"
+# The aarch64 wheel's platform tag: the oldest glibc that the core's symbols allow. Its threads call pthread_create
+# and pthread_join, which glibc 2.34 moved into libc.so.6 with the version GLIBC_2.34; everything else it uses is
+# GLIBC_2.17, aarch64's first. Raspberry Pi OS Bookworm and Debian bookworm have glibc 2.36, Ubuntu 22.04 has 2.35.
+# build_wheel.sh fails when auditwheel finds that the core needs another tag, rather than mislabel the wheel.
+AARCH64_WHEEL_PLATFORM="manylinux_2_34_aarch64"
+# What pip accepts on the device (bookworm: glibc 2.36, CPython 3.11), for downloading and installing aarch64
+# wheels here. pip takes --platform tags literally (no expansion to older glibc versions), so list them all.
+PIP_TARGET_FLAGS=(--only-binary=:all: --platform manylinux2014_aarch64)
+for minor in $(seq 17 36); do PIP_TARGET_FLAGS+=(--platform "manylinux_2_${minor}_aarch64"); done
+PIP_TARGET_FLAGS+=(--python-version "$EMULATED_PYTHON_VERSION" --implementation cp)
+PIP_NOISE="is ignored: it is neither a file nor a directory"  # this machine's pip config names absent local indexes
 # Time bound of one download try (debootstrap, pip download, apt-get); each is tried 3 times. A healthy mirror needs
 # about 20 s for debootstrap and 10 s for the wheels.
 DOWNLOAD_TIMEOUT="${M2V_EDGE_ARM64_DOWNLOAD_TIMEOUT:-300}"
@@ -43,6 +59,16 @@ retry() {
         sleep $((attempt * 10))
         attempt=$((attempt + 1))
     done
+}
+
+# apt_install PACKAGE...: install Debian packages that a step needs and this machine lacks (needs root).
+apt_install() {
+    [ "$(id -u)" -eq 0 ] || die "missing Debian packages; install them: apt-get install -y --no-install-recommends $*"
+    log "installing $*"
+    local apt_opts=(-o Acquire::Retries=3 -o Acquire::http::Timeout=30 -o Acquire::https::Timeout=30)
+    retry 3 "$DOWNLOAD_TIMEOUT" apt-get "${apt_opts[@]}" update -q
+    retry 3 "$DOWNLOAD_TIMEOUT" env DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" install -y -q \
+        --no-install-recommends "$@"
 }
 
 # The emulated interpreter: qemu user mode with ROOT as the library (and /proc/cpuinfo) prefix; the repo and the
