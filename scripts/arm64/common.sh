@@ -7,13 +7,15 @@
 #                    requirements and constraints (site-inputs/) it was built from: a change rebuilds it
 #   pycache/         bytecode the emulated Python compiles (PYTHONPYCACHEPREFIX: nothing is written into the repo)
 #   wheel-build.*/   an aarch64 wheel build (build_wheel.sh): unpacked sdist, build.log; removed when it succeeds
-#   work/            per-run files: the x86-64 bundle and reference vectors (rewritten on every run)
+#   work/            per-run files of run_tests.sh (rewritten on every run): the aarch64 m2v-edge wheel and its
+#                    installation (installed/), the x86-64 bundle and reference vectors, pytest logs
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 CACHE="${M2V_EDGE_ARM64_CACHE:-$REPO/.cache/arm64}"
 ROOT="$CACHE/root"
 SITE="$CACHE/site"
 WORK="$CACHE/work"
+INSTALLED="$WORK/installed"  # the aarch64 m2v-edge wheel, installed by run_tests.sh with pip install --target
 SUITE="${M2V_EDGE_ARM64_SUITE:-bookworm}"
 MIRROR="${M2V_EDGE_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 EMULATED_PYTHON_VERSION="3.11"  # bookworm's python3
@@ -71,10 +73,11 @@ apt_install() {
         --no-install-recommends "$@"
 }
 
-# The emulated interpreter: qemu user mode with ROOT as the library (and /proc/cpuinfo) prefix; the repo and the
-# aarch64 site-packages on its path (m2v_edge is pure Python: it runs from the work tree).
+# The emulated interpreter: qemu user mode with ROOT as the library (and /proc/cpuinfo) prefix; on its path the
+# installed aarch64 m2v-edge wheel and the aarch64 site-packages, never the work tree (whose m2v_edge holds this
+# host's x86-64 core): PYTHONSAFEPATH keeps `python -m` from putting the working folder first on the path.
 EMULATED_PYTHON=(
-    env PYTHONPATH="$REPO:$SITE" PYTHONPYCACHEPREFIX="$CACHE/pycache" PYTHONNOUSERSITE=1
+    env PYTHONPATH="$INSTALLED:$SITE" PYTHONSAFEPATH=1 PYTHONPYCACHEPREFIX="$CACHE/pycache" PYTHONNOUSERSITE=1
     qemu-aarch64-static -L "$ROOT" "$ROOT/usr/bin/python$EMULATED_PYTHON_VERSION"
 )
 emulated_python() { "${EMULATED_PYTHON[@]}" "$@"; }

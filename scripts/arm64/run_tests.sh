@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
-# `make test-arm64`: the runtime tests and the aarch64-vs-x86-64 parity check, inside an emulated aarch64 Python.
+# `make test-arm64`: the aarch64 m2v-edge wheel, with its native core, tested inside an emulated aarch64 Python.
 #
-#   scripts/arm64/run_tests.sh [PYTEST_ARGS...]      # e.g. -x, -k parity
+#   scripts/arm64/run_tests.sh [PYTEST_ARGS...]      # e.g. -x, -k parity (passed to both pytest runs)
 #
-# 1. builds or reuses the Debian bookworm arm64 root and the aarch64 wheels (build_root.sh);
-# 2. on the x86-64 host: exports the shipped potion-base-8M and writes its reference vectors for 500 Debian texts
+# 1. builds or reuses the Debian bookworm arm64 root and the aarch64 wheels of the dependencies (build_root.sh);
+# 2. builds the m2v-edge sdist of the work tree and cross-compiles its aarch64 wheel (build_wheel.sh), or takes the
+#    wheel named by $M2V_EDGE_ARM64_WHEEL (e.g. the one in dist/), and installs it with pip for the device's
+#    platform tags into $INSTALLED: the emulated tests import m2v_edge from there, never from the work tree;
+# 3. on the x86-64 host: exports the shipped potion-base-8M and writes its reference vectors for 500 Debian texts
 #    (tests/arm64/arm64_reference.py prepare);
-# 3. runs pytest in Debian's aarch64 python3.11 under qemu-aarch64-static (user mode, no binfmt: the emulated
-#    Python cannot start child processes, so only tests that need none are listed below).
+# 4. runs pytest in Debian's aarch64 python3.11 under qemu-aarch64-static (user mode, no binfmt: the emulated
+#    Python cannot start child processes, so only tests that need none are listed below), twice: with the native
+#    core (ARM64_TESTS), then with it turned off, M2V_EDGE_NATIVE=0 (NATIVE_OFF_TESTS: the parity files).
 set -euo pipefail
 # shellcheck source=scripts/arm64/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-# What runs under emulation: the parity check and the runtime test files that start no child process.
-# A test file added here must pass on aarch64; one that runs `python -m ...` or the CLI as a process cannot.
+# What runs under emulation with the native core: the aarch64 checks (vectors against x86-64, the core's ids against
+# tokenizers) and the runtime test files that start no child process. A test file added here must pass on aarch64;
+# one that runs `python -m ...` or the CLI as a process cannot.
 ARM64_TESTS=(
     tests/arm64
     tests/runtime/test_runtime_parity.py
@@ -21,40 +26,89 @@ ARM64_TESTS=(
     tests/runtime/test_runtime_errors.py
     tests/runtime/test_runtime_plain_onnxruntime.py
 )
-# Upper bound on the emulated pytest run (seconds).
+# The parity files again with the core turned off (the tokenizers paths). The x86-64 bundle was exported with the
+# core, so an aarch64 export without it differs by design (no tokenizer.m2v): that test is left out of this run,
+# as are the core's id checks.
+NATIVE_OFF_TESTS=(
+    tests/arm64/test_aarch64_parity.py
+    tests/runtime/test_runtime_parity.py
+)
+NATIVE_OFF_DESELECT=(--deselect tests/arm64/test_aarch64_parity.py::test_export_on_aarch64_is_byte_identical)
+# Upper bound on each emulated pytest run (seconds).
 PYTEST_TIMEOUT="${M2V_EDGE_ARM64_PYTEST_TIMEOUT:-1200}"
 
 started=$SECONDS
 bash "$REPO/scripts/arm64/build_root.sh"
 build_seconds=$((SECONDS - started))
 
-for path in "${ARM64_TESTS[@]}"; do
+for path in "${ARM64_TESTS[@]}" "${NATIVE_OFF_TESTS[@]}"; do
     [ -e "$REPO/$path" ] || die "$path is listed in ${BASH_SOURCE[0]} but does not exist"
 done
+rm -rf "$WORK"
+mkdir -p "$WORK/dist"
+
+step=$SECONDS
+if [ -n "${M2V_EDGE_ARM64_WHEEL:-}" ]; then
+    wheel="$(realpath "$M2V_EDGE_ARM64_WHEEL")"
+    log "testing the given wheel $wheel"
+else
+    log "building the m2v-edge sdist and its aarch64 wheel"
+    "$HOST_PYTHON" -m build --sdist --outdir "$WORK/dist" "$REPO" >"$WORK/sdist.log" 2>&1 \
+        || { tail -n 20 "$WORK/sdist.log" >&2; die "python -m build --sdist failed (log: $WORK/sdist.log)"; }
+    bash "$REPO/scripts/arm64/build_wheel.sh" "$WORK"/dist/m2v_edge-*.tar.gz "$WORK/dist"
+    wheel="$(find "$WORK/dist" -name 'm2v_edge-*.whl')"
+fi
+# The platform tags a bookworm device's pip accepts: a wheel tagged for anything else is refused here too.
+"$HOST_PYTHON" -m pip install --quiet --disable-pip-version-check --no-deps --no-index --no-compile \
+    "${PIP_TARGET_FLAGS[@]}" --target "$INSTALLED" "$wheel" 2> >(grep -v "$PIP_NOISE" >&2)
+[ -f "$INSTALLED/m2v_edge/__init__.py" ] || die "pip installed no m2v_edge into $INSTALLED"
+wheel_seconds=$((SECONDS - step))
 
 log "computing the x86-64 reference ($HOST_PYTHON)"
-rm -rf "$WORK"
-mkdir -p "$WORK"
 step=$SECONDS
 XDG_CACHE_HOME="$WORK/xdg-host" XDG_CONFIG_HOME="$WORK/xdg-config" "$HOST_PYTHON" "$REPO/tests/arm64/arm64_reference.py" prepare "$WORK"
 prepare_seconds=$((SECONDS - step))
 
-log "running pytest under qemu-aarch64-static: ${ARM64_TESTS[*]} $*"
-step=$SECONDS
-status=0
-(
-    cd "$REPO"
-    unset M2V_EDGE_PROFILE
-    export M2V_EDGE_ARM64_REFERENCE="$WORK" M2V_EDGE_ARM64_FIGURES="$WORK/figures.txt"
-    # Private caches and no user profiles (a tuned profile in ~/.config must not change what detection picks).
-    export M2V_EDGE_PARITY_FIGURES="$WORK/parity_figures.txt" XDG_CACHE_HOME="$WORK/xdg" XDG_CONFIG_HOME="$WORK/xdg-config"
-    export HF_HUB_OFFLINE=1
-    timeout --foreground --kill-after=30 "$PYTEST_TIMEOUT" "${EMULATED_PYTHON[@]}" -m pytest \
-        -p no:cacheprovider --basetemp "$WORK/pytest-tmp" "${ARM64_TESTS[@]}" "$@"
-) || status=$?
-pytest_seconds=$((SECONDS - step))
+# emulated_pytest NAME NATIVE PYTEST_ARGS...: one pytest run under qemu, its output also in $WORK/pytest-NAME.log and
+# its figures in $WORK/figures-NAME.txt; NATIVE=0 turns the core off.
+emulated_pytest() {
+    local name="$1" native="$2"
+    shift 2
+    log "running pytest under qemu-aarch64-static ($name, M2V_EDGE_NATIVE=$native): $*"
+    (
+        cd "$REPO"
+        unset M2V_EDGE_PROFILE
+        export M2V_EDGE_NATIVE="$native" M2V_EDGE_ARM64_INSTALLED="$INSTALLED"
+        export M2V_EDGE_ARM64_REFERENCE="$WORK" M2V_EDGE_ARM64_FIGURES="$WORK/figures-$name.txt"
+        # Private caches and no user profiles (a tuned profile in ~/.config must not change what detection picks).
+        export M2V_EDGE_PARITY_FIGURES="$WORK/parity-figures-$name.txt"
+        export XDG_CACHE_HOME="$WORK/xdg-$name" XDG_CONFIG_HOME="$WORK/xdg-config" HF_HUB_OFFLINE=1
+        timeout --foreground --kill-after=30 "$PYTEST_TIMEOUT" "${EMULATED_PYTHON[@]}" -m pytest \
+            -p no:cacheprovider --basetemp "$WORK/pytest-tmp-$name" "$@"
+    ) 2>&1 | tee "$WORK/pytest-$name.log"
+    return "${PIPESTATUS[0]}"
+}
 
-log "root+site ${build_seconds}s, x86-64 reference ${prepare_seconds}s, emulated pytest ${pytest_seconds}s, total $((SECONDS - started))s"
-[ -f "$WORK/figures.txt" ] && log "figures (also in $WORK/figures.txt):" && sed 's/^/    /' "$WORK/figures.txt" >&2
-[ "$status" -eq 124 ] && log "the emulated pytest run timed out after ${PYTEST_TIMEOUT}s"
-exit "$status"
+step=$SECONDS
+native_status=0
+emulated_pytest native 1 "${ARM64_TESTS[@]}" "$@" || native_status=$?
+native_seconds=$((SECONDS - step))
+step=$SECONDS
+off_status=0
+emulated_pytest native-off 0 "${NATIVE_OFF_DESELECT[@]}" "${NATIVE_OFF_TESTS[@]}" "$@" || off_status=$?
+off_seconds=$((SECONDS - step))
+
+log "root+site ${build_seconds}s, aarch64 wheel ${wheel_seconds}s, x86-64 reference ${prepare_seconds}s," \
+    "emulated pytest ${native_seconds}s with the native core + ${off_seconds}s without, total $((SECONDS - started))s"
+for name in native native-off; do
+    log "$name: $(grep -E '[0-9]+ (passed|failed|errors?)\b.* in [0-9.]+s' "$WORK/pytest-$name.log" | tail -n 1 | tr -d '=')"
+    if [ -f "$WORK/figures-$name.txt" ]; then
+        log "figures, $name (also in $WORK/figures-$name.txt):"
+        sed 's/^/    /' "$WORK/figures-$name.txt" >&2
+    fi
+done
+for status in "$native_status" "$off_status"; do
+    [ "$status" -eq 124 ] && log "an emulated pytest run timed out after ${PYTEST_TIMEOUT}s"
+    [ "$status" -eq 0 ] || exit "$status"
+done
+exit 0

@@ -4,8 +4,9 @@
 
     python tests/arm64/arm64_reference.py prepare WORK
 
-which exports the shipped potion-base-8M into `WORK/bundle` (fp32, fp16, int8) and encodes the parity texts with
-each variant into `WORK/reference.<variant>.npy`, with `WORK/reference.json` describing them. The emulated aarch64
+which exports the shipped potion-base-8M into `WORK/bundle` (fp32, fp16, int8; with tokenizer.m2v where this host's
+m2v-edge has its native core) and encodes the parity texts with each variant into `WORK/reference.<variant>.npy`,
+with `WORK/reference.json` describing them (the tokenizing path taken included). The emulated aarch64
 pytest then loads the same bundle bytes and compares its vectors with these (tests/arm64/test_aarch64_parity.py).
 
 Only the standard library, numpy and m2v_edge are imported, so this module loads on both sides.
@@ -96,7 +97,10 @@ def prepare(work: Path) -> dict:
         assert vectors.dtype == np.float32 and vectors.shape == (len(texts), embedder.dim)
         assert np.isfinite(vectors).all()
         np.save(reference_path(work, variant), vectors)
-        variants[variant] = {"profile": embedder.profile.name, "seconds": seconds, "texts_per_s": len(texts) / seconds}
+        variants[variant] = {
+            "profile": embedder.profile.name, "tokenizing": embedder.tokenizing, "seconds": seconds,
+            "texts_per_s": len(texts) / seconds,
+        }
     description = {
         "machine": platform.machine(),
         "python": platform.python_version(),
@@ -123,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     for variant, facts in description["variants"].items():
         print(
             f"{description['machine']} reference {variant}: {description['n_texts']} texts, "
-            f"{facts['texts_per_s']:.0f} texts/s (profile {facts['profile']})"
+            f"{facts['texts_per_s']:.0f} texts/s (profile {facts['profile']}, tokenizing {facts['tokenizing']})"
         )
     print(f"bundle exported in {description['export_seconds']:.1f}s to {args.work / BUNDLE_DIR}")
     return 0

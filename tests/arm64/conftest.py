@@ -1,7 +1,8 @@
 """The aarch64 parity check: runs inside the emulated aarch64 Python that `make test-arm64` starts.
 
-These tests compare the vectors computed here with the x86-64 ones that scripts/arm64/run_tests.sh wrote
-beforehand, and named in `M2V_EDGE_ARM64_REFERENCE` (a folder written by `arm64_reference.py prepare`). Without that
+These tests run m2v-edge as installed from its aarch64 wheel (in `M2V_EDGE_ARM64_INSTALLED`), and compare the
+vectors computed here with the x86-64 ones that scripts/arm64/run_tests.sh wrote beforehand, and named in
+`M2V_EDGE_ARM64_REFERENCE` (a folder written by `arm64_reference.py prepare`). Without that
 folder there is nothing to compare with, so the plain `make test` run does not collect this directory at all;
 `make test-arm64` is what runs it (and it fails if the reference is missing or stale).
 """
@@ -20,9 +21,23 @@ from arm64_reference import REFERENCE_FILE, VARIANTS, parity_texts, reference_pa
 
 REFERENCE_ENV = "M2V_EDGE_ARM64_REFERENCE"
 FIGURES_ENV = "M2V_EDGE_ARM64_FIGURES"
+INSTALLED_ENV = "M2V_EDGE_ARM64_INSTALLED"
+"""The folder run_tests.sh installed the aarch64 m2v-edge wheel into (m2v_edge must be imported from there)."""
 
 if not os.environ.get(REFERENCE_ENV):
     collect_ignore_glob = ["test_*.py"]
+
+
+@pytest.fixture(scope="session")
+def native_expected() -> bool:
+    """Whether this run has the native core on: run_tests.sh runs once as is and once with M2V_EDGE_NATIVE=0."""
+    return os.environ.get("M2V_EDGE_NATIVE", "1") != "0"
+
+
+@pytest.fixture(scope="session")
+def installed_site() -> Path:
+    """Where the aarch64 m2v-edge wheel was installed (set by run_tests.sh)."""
+    return Path(os.environ[INSTALLED_ENV])
 
 
 @dataclass(frozen=True)
