@@ -12,11 +12,26 @@ import shlex
 import subprocess
 import sys
 import venv
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+import numpy as np
 
 HERE = Path(__file__).resolve().parent
 CLI_WITH_MODELS = HERE / "cli_with_models.py"
+ENCODE = """
+import sys, numpy
+from m2v_edge import {cls}
+model = {cls}(sys.argv[1], variant="int8", profile="generic")
+numpy.save(sys.argv[2], numpy.array({call}(sys.argv[3:]), dtype=numpy.float32))
+print(repr(getattr(model, "embedder", model)))
+"""
+TOKENIZING = """
+import sys
+from m2v_edge import EdgeEmbedder
+from m2v_edge.runtime import native
+print(native.available(), EdgeEmbedder(sys.argv[1], profile="generic").tokenizing, native.unavailable_reason() or "-")
+"""
 DEAD_PROXY = "http://127.0.0.1:9"
 """The discard port: nothing listens, so a download attempt fails at once instead of reaching an index."""
 
@@ -89,11 +104,16 @@ class CleanVenv:
     def env(self) -> dict[str, str]:
         return offline_env(self.home, [self.root / "bin"])
 
-    def install(self, wheelhouse: Path, *requirements: str) -> subprocess.CompletedProcess[str]:
-        """`pip install --no-index --find-links WHEELHOUSE ...` into this environment (pip run from the host)."""
+    def install(
+        self, wheelhouse: Path, *requirements: str, env: Mapping[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """`pip install --no-index --find-links WHEELHOUSE ...` into this environment (pip run from the host), with
+        `env` added to the environment (e.g. `CC`, for an install that builds from an sdist)."""
         argv = [sys.executable, "-m", "pip", "--python", str(self.python), "install", "--quiet", "--no-index",
                 "--find-links", str(wheelhouse), *requirements]
-        return self._run(argv, shown=["pip", "install", "--no-index", "--find-links", "WHEELHOUSE", *requirements])
+        settings = [f"{key}={value}" for key, value in (env or {}).items()]
+        shown = [*settings, "pip", "install", "--no-index", "--find-links", "WHEELHOUSE", *map(_short, requirements)]
+        return self._run(argv, shown=shown, env=env)
 
     def uninstall(self, *distributions: str) -> subprocess.CompletedProcess[str]:
         argv = [sys.executable, "-m", "pip", "--python", str(self.python), "uninstall", "--yes", *distributions]
@@ -111,6 +131,20 @@ class CleanVenv:
         """`m2v-edge ARGS` with the `package` and `models` commands (see cli_with_models.py)."""
         return self._run([str(self.python), "-I", str(CLI_WITH_MODELS), *args], check=check, shown=["m2v-edge", *args])
 
+    def encode(self, source: str, texts: list[str], *, compat: bool = False) -> np.ndarray:
+        """int8 vectors computed here by EdgeEmbedder (or Model2VecEmbeddingFunction) from a path or a name."""
+        out = self.work / "vectors.npy"
+        code = ENCODE.format(cls="Model2VecEmbeddingFunction", call="model.encode_documents") if compat else \
+            ENCODE.format(cls="EdgeEmbedder", call="model.encode")
+        self.py(code, source, str(out), *texts)
+        return np.load(out)
+
+    def tokenizing(self, source: str) -> tuple[str, str, str]:
+        """Whether the native core is available here, the path a bundle takes ("native", "python", "tokenizers"),
+        and why the core is unavailable ("-" when it is)."""
+        available, path, reason = self.py(TOKENIZING, source).stdout.strip().split(" ", 2)
+        return available, path, reason
+
     def has(self, module: str) -> bool:
         """Whether `module` can be imported here (without importing it)."""
         code = f"import importlib.util, sys; sys.exit(0 if importlib.util.find_spec({module!r}) else 3)"
@@ -124,11 +158,18 @@ class CleanVenv:
         return found[0]
 
     def _run(
-        self, argv: Sequence[str], *, check: bool = True, shown: Sequence[str] | None = None
+        self,
+        argv: Sequence[str],
+        *,
+        check: bool = True,
+        shown: Sequence[str] | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """Run `argv` in the work folder with the device environment; record it as `shown` unless that is None."""
+        """Run `argv` in the work folder with the device environment (plus `env`); record it as `shown` unless that
+        is None."""
         result = subprocess.run(
-            list(argv), capture_output=True, text=True, timeout=300, cwd=self.work, env=self.env, check=False
+            list(argv), capture_output=True, text=True, timeout=300, cwd=self.work, env={**self.env, **(env or {})},
+            check=False,
         )
         if shown is not None:
             self.transcript.add(self.label, shown, result)

@@ -1,7 +1,8 @@
 """Session fixtures for the packaging tests: one build of the distributions, one wheelhouse, shared clean venvs.
 
-`dist` does what `make dist` does (sdist and wheel with `python -m build`, then potion-base-8M exported with
-int8 and fp16 and packaged as a model wheel) into a temporary folder. `wheelhouse` is filled once per session
+`dist` does what `make dist` does (sdist and x86-64 wheel with `python -m build`, the aarch64 wheel cross-compiled
+from the sdist by scripts/arm64/build_wheel.sh, then potion-base-8M exported with int8 and fp16 and packaged as a
+model wheel) into a temporary folder. `wheelhouse` is filled once per session
 from the configured package index (the local mirror in CI); every clean venv installs from it with
 `pip install --no-index`. Sizes and the commands run in clean venvs are printed at the end of the run and
 written to `$TMPDIR/packaging_report.txt` (or `$M2V_EDGE_PACKAGING_REPORT`).
@@ -25,7 +26,8 @@ def report() -> Report:
 
 @pytest.fixture(scope="session")
 def dist(tmp_path_factory: pytest.TempPathFactory) -> Dist:
-    """`make dist` into a temporary folder: `python -m build`, then the shipped model as a model wheel."""
+    """`make dist` into a temporary folder: `python -m build`, the aarch64 wheel, then the shipped model as a model
+    wheel."""
     from m2v_edge.export import export_model
     from m2v_edge.model_wheel import build_model_wheel
 
@@ -33,17 +35,22 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Dist:
     run_host(sys.executable, "-m", "build", "--outdir", folder, REPO)
     (wheel,) = folder.glob("m2v_edge-*.whl")
     (sdist,) = folder.glob("m2v_edge-*.tar.gz")
+    run_host("bash", REPO / "scripts" / "arm64" / "build_wheel.sh", sdist, folder, env={"HOST_PYTHON": sys.executable})
+    (aarch64_wheel,) = folder.glob("m2v_edge-*_aarch64.whl")
     bundle = export_model(POTION, tmp_path_factory.mktemp("export") / "potion-base-8M", variants=SHIPPED_VARIANTS)
     model_wheel = build_model_wheel(bundle, folder, name="potion-base-8M")
-    return Dist(folder=folder, wheel=wheel, sdist=sdist, model_wheel=model_wheel, bundle=bundle)
+    return Dist(
+        folder=folder, wheel=wheel, aarch64_wheel=aarch64_wheel, sdist=sdist, model_wheel=model_wheel, bundle=bundle
+    )
 
 
 @pytest.fixture(scope="session")
 def wheelhouse(tmp_path_factory: pytest.TempPathFactory, dist: Dist) -> Path:
-    """Both wheels and every dependency of m2v-edge[export,milvus], downloaded once (`pip download`)."""
+    """Both wheels and every dependency of m2v-edge[export,milvus], downloaded once (`pip download`), and
+    setuptools, which pip needs to build m2v-edge from its sdist without an index."""
     folder = tmp_path_factory.mktemp("wheelhouse")
     run_host(sys.executable, "-m", "pip", "download", "--quiet", "-d", folder, f"{dist.wheel}[export,milvus]",
-             dist.model_wheel)
+             dist.model_wheel, "setuptools>=77")
     return folder
 
 

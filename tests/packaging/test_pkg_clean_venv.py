@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sysconfig
 from pathlib import Path
 
 import numpy as np
@@ -15,13 +16,6 @@ import m2v_edge
 from m2v_edge.bundle import FORMAT_VERSION, MANIFEST_FILE
 from m2v_edge.model_wheel import build_model_wheel
 
-ENCODE = """
-import sys, numpy
-from m2v_edge import {cls}
-model = {cls}(sys.argv[1], variant="int8", profile="generic")
-numpy.save(sys.argv[2], numpy.array({call}(sys.argv[3:]), dtype=numpy.float32))
-print(repr(getattr(model, "embedder", model)))
-"""
 IMPORTED = """
 import json, sys
 from m2v_edge import EdgeEmbedder
@@ -29,15 +23,6 @@ EdgeEmbedder(sys.argv[1], profile="generic").encode(["hello"])
 print(json.dumps(sorted({name.split(".")[0] for name in sys.modules})))
 """
 NOT_INSTALLED = ("onnx", "safetensors", "pymilvus", "milvus_lite", "torch", "model2vec")
-
-
-def encode_in(env: CleanVenv, source: str, texts: list[str], *, compat: bool = False) -> np.ndarray:
-    """Vectors computed inside `env` by EdgeEmbedder (or Model2VecEmbeddingFunction) from a path or a name."""
-    out = env.work / "vectors.npy"
-    code = ENCODE.format(cls="Model2VecEmbeddingFunction", call="model.encode_documents") if compat else \
-        ENCODE.format(cls="EdgeEmbedder", call="model.encode")
-    env.py(code, source, str(out), *texts)
-    return np.load(out)
 
 
 def test_version_and_where_the_package_comes_from(base_venv: CleanVenv) -> None:
@@ -60,14 +45,20 @@ def test_encodes_with_a_bundle_folder_and_with_the_installed_name(
     base_venv: CleanVenv, dist: Dist, potion_vectors: tuple[list[str], np.ndarray]
 ) -> None:
     texts, expected = potion_vectors
-    np.testing.assert_allclose(encode_in(base_venv, str(dist.bundle), texts), expected, atol=1e-6)
-    np.testing.assert_allclose(encode_in(base_venv, MODEL_NAME, texts), expected, atol=1e-6)
-    np.testing.assert_allclose(encode_in(base_venv, "potion-base-8M", texts, compat=True), expected, atol=1e-6)
+    np.testing.assert_allclose(base_venv.encode(str(dist.bundle), texts), expected, atol=1e-6)
+    np.testing.assert_allclose(base_venv.encode(MODEL_NAME, texts), expected, atol=1e-6)
+    np.testing.assert_allclose(base_venv.encode("potion-base-8M", texts, compat=True), expected, atol=1e-6)
     (base_venv.work / "texts.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
     out = base_venv.run("m2v-edge", "encode", MODEL_NAME, "--variant", "int8", "--profile", "generic",
                         "--input", "texts.txt")
     rows = np.array([json.loads(line) for line in out.stdout.splitlines()], dtype=np.float32)
     np.testing.assert_allclose(rows, expected, atol=1e-6)
+
+
+def test_the_wheel_brings_the_native_core_and_bundles_use_it(base_venv: CleanVenv, dist: Dist) -> None:
+    cores = sorted(path.name for path in (base_venv.site_packages() / "m2v_edge").glob("_core.*.so"))
+    assert cores == [f"_core{sysconfig.get_config_var('EXT_SUFFIX')}"]
+    assert base_venv.tokenizing(MODEL_NAME) == ("True", dist.shipped_path, "-")
 
 
 def test_device_profiles_ship_and_load(base_venv: CleanVenv) -> None:

@@ -80,8 +80,9 @@ def test_wheel_layout_record_metadata_and_entry_point(bundle: Path, tmp_path: Pa
     sizes = check_record(wheel)
     manifest = json.loads((bundle / MANIFEST_FILE).read_text())
     inside = {name.split("/bundle/", 1)[1] for name in sizes if "/bundle/" in name}
+    core = [manifest["core_tokenizer"]["file"]] if (manifest.get("core_tokenizer") or {}).get("file") else []
     listed = {e["file"] for e in [*manifest["variants"].values(), *manifest["tables"].values(), manifest["tokenizer"],
-                                  *manifest["licence_files"]]}
+                                  *core, *manifest["licence_files"]]}
     assert inside == listed | {MANIFEST_FILE} and manifest["licence_files"]
     meta = metadata(wheel)
     assert (meta.name, str(meta.version)) == ("m2v-edge-model-tiny-model-v1", "2.0.post1")

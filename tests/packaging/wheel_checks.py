@@ -1,4 +1,5 @@
-"""Checks of a wheel file against the wheel specification, written from the spec rather than from m2v_edge."""
+"""Checks of a wheel file against the wheel specification (and of its ELF files against the ELF specification),
+written from the specs rather than from m2v_edge."""
 
 from __future__ import annotations
 
@@ -32,13 +33,14 @@ def metadata(wheel: Path) -> Metadata:
 
 
 def check_record(wheel: Path) -> dict[str, int]:
-    """Check RECORD: every other entry listed once with the right sha256 and size, RECORD itself without.
+    """Check RECORD: every other file listed once with the right sha256 and size, RECORD itself without. Zip entries
+    for folders (which auditwheel writes) are not files, and RECORD does not list them.
 
     :return: entry name -> size, for the entries RECORD lists.
     """
     folder = dist_info(wheel)
     with zipfile.ZipFile(wheel) as archive:
-        names = archive.namelist()
+        names = [name for name in archive.namelist() if not name.endswith("/")]  # folder entries are no files
         assert len(names) == len(set(names)), "duplicate entries"
         rows = list(csv.reader(io.StringIO(archive.read(f"{folder}/RECORD").decode("utf-8"))))
         listed: dict[str, int] = {}
@@ -61,3 +63,28 @@ def wheel_text(wheel: Path, member: str) -> str:
     """A text file of the wheel's `.dist-info` folder."""
     with zipfile.ZipFile(wheel) as archive:
         return archive.read(f"{dist_info(wheel)}/{member}").decode("utf-8")
+
+
+def elf_machine(data: bytes) -> int:
+    """The e_machine field of an ELF file (62: x86-64, 183: AArch64), read from its header."""
+    assert data[:4] == b"\x7fELF", "not an ELF file"
+    assert data[4] == 2 and data[5] == 1, "not a 64-bit little-endian ELF file"
+    return int.from_bytes(data[18:20], "little")
+
+
+def elf_needs(data: bytes) -> tuple[set[str], dict[str, set[str]]]:
+    """The shared libraries an ELF file names (DT_NEEDED), and the symbol versions it needs from each."""
+    from elftools.elf.dynamic import DynamicSection
+    from elftools.elf.elffile import ELFFile
+    from elftools.elf.gnuversions import GNUVerNeedSection
+
+    elf = ELFFile(io.BytesIO(data))
+    needed: set[str] = set()
+    versions: dict[str, set[str]] = {}
+    for section in elf.iter_sections():
+        if isinstance(section, DynamicSection):
+            needed |= {tag.needed for tag in section.iter_tags("DT_NEEDED")}
+        elif isinstance(section, GNUVerNeedSection):
+            for library, auxiliaries in section.iter_versions():
+                versions.setdefault(library.name, set()).update(aux.name for aux in auxiliaries)
+    return needed, versions
