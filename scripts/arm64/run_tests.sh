@@ -26,14 +26,23 @@ ARM64_TESTS=(
     tests/runtime/test_runtime_errors.py
     tests/runtime/test_runtime_plain_onnxruntime.py
 )
-# The parity files again with the core turned off (the tokenizers paths). The x86-64 bundle was exported with the
-# core, so an aarch64 export without it differs by design (no tokenizer.m2v): that test is left out of this run,
-# as are the core's id checks.
+# The parity files again with the core turned off (the tokenizers paths), less three kinds of test:
+# - the core's id checks (test_aarch64_native_ids.py);
+# - the export comparison: the x86-64 bundle was exported with the core, so an aarch64 export without it differs
+#   by design (no tokenizer.m2v);
+# - potion-base-8M's fp16, int8 and int4 parity on 16,022 texts (about 3 minutes under emulation): its variants
+#   differ only in the graph, which the first run checked; the ids, which are what this run is about, are the same
+#   for every variant, and fp32 (the tightest bound) checks them here. Every tiny model keeps every variant.
 NATIVE_OFF_TESTS=(
     tests/arm64/test_aarch64_parity.py
     tests/runtime/test_runtime_parity.py
 )
 NATIVE_OFF_DESELECT=(--deselect tests/arm64/test_aarch64_parity.py::test_export_on_aarch64_is_byte_identical)
+for variant in fp16 int8 int4; do
+    NATIVE_OFF_DESELECT+=(
+        --deselect "tests/runtime/test_runtime_parity.py::test_potion_parity_on_debian_texts_and_edge_cases[$variant]"
+    )
+done
 # Upper bound on each emulated pytest run (seconds).
 PYTEST_TIMEOUT="${M2V_EDGE_ARM64_PYTEST_TIMEOUT:-1200}"
 
