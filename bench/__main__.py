@@ -1,7 +1,7 @@
 """`python -m bench`: m2v-edge against model2vec, laghu, fastembed and the bare tokenizer pass (issues 3 and 16).
 
-English: potion-base-8M on the Debian texts, also with non-ASCII characters mixed in. Multilingual (`bench.multilingual`):
-the real tokenlearn-static-model and a 500k-piece Unigram model on Debian's translated descriptions.
+English: potion-base-8M on the Debian texts, also with non-ASCII characters mixed in. Multilingual
+(`bench.multilingual`): the real tokenlearn-static-model and a 500k-piece Unigram model on Debian's translations.
 Writes `bench/results/<date>-<host>.md` (also printed), the JSON beside it and PNG charts. `--smoke` runs a few
 hundred texts once, for CI: it checks that the benchmark works and asserts no figure.
 """

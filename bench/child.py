@@ -6,10 +6,11 @@ Run as a script by `bench.coldstart` and `bench.sharing`, never imported by the 
 
 MODE is `coldstart` (encode one text), `rss` (encode the documents of the corpus in one call) or `hold` (as `rss`,
 then stay alive until stdin closes, so that a second process can map the same files meanwhile). SYSTEM is
-`m2v-edge <variant>`, `model2vec`, `laghu`, `fastembed`, `tokenizers floor` or `runtime imports` (import only,
-encode nothing). Until the system's own import only the standard library is loaded. One JSON line goes to stdout:
-`time.monotonic()` stamps (system-wide on Linux, so comparable with the parent's spawn stamp), the peak RSS
-(`VmHWM`) before the import and at the end, and the private memory (`RssAnon`) at the end.
+`m2v-edge <variant>`, `model2vec`, `laghu` (or `laghu, ...` on the folder SPEC's `model_dirs` names for it),
+`fastembed`, `tokenizers floor` or `runtime imports` (import only, encode nothing). Until the system's own import
+only the standard library is loaded. One JSON line goes to stdout: `time.monotonic()` stamps (system-wide on Linux,
+so comparable with the parent's spawn stamp), the peak RSS (`VmHWM`) before the import and at the end, and the
+private memory (`RssAnon`) at the end.
 """
 
 from __future__ import annotations
@@ -70,11 +71,12 @@ def _load(system: str, spec: dict[str, Any]) -> tuple[float, Callable[[list[str]
 
         imported = time.monotonic()
         return imported, StaticModel.from_pretrained(spec["model_dir"]).encode
-    if system == "laghu":
+    if system.startswith("laghu"):  # `laghu`, or another copy of the model (see `model_dirs`)
         from laghu import load
 
         imported = time.monotonic()
-        return imported, load(spec["model_dir"], fallback=False).encode
+        model_dir = spec.get("model_dirs", {}).get(system, spec["model_dir"])
+        return imported, load(model_dir, fallback=False).encode
     if system == "fastembed":
         from fastembed import TextEmbedding
 

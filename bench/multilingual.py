@@ -19,23 +19,26 @@ import importlib.util
 import json
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench import coldstart, sharing, throughput
 from bench.corpus import Corpus, load_corpus
+from bench.multilingual_model import DIM, PIECES, build_multilingual_model, tokenlearn_tokenizer_file
 from bench.quality import measure_agreement
-from bench.systems import LAGHU, REFERENCE, build_lineup, edge_key
+from bench.systems import LAGHU, LAGHU_RS_PATH, REFERENCE, build_lineup, edge_key, laghu_system
 
 TOKENLEARN = "tokenlearn-static-model"
 LARGE = "500k Unigram"
-LARGE_PIECES = 500_353
-LARGE_DIM = 256
-SMOKE_LARGE_PIECES = 280_000
-"""The smoke run's stand-in for the 500k model: a few thousand pieces over the tokenlearn vocabulary and 8 dims, so
-that CI runs the code path in seconds without writing the 512 MB table."""
+SMOKE_LARGE_PIECES = 20_000
+"""The smoke run's stand-in for the 500k model: the first 20,000 tokenlearn pieces and 8 dims, so that CI runs the
+code path in seconds without writing the 512 MB table."""
 SMOKE_LARGE_DIM = 8
 VARIANTS = ("fp32", "int8")
+MEMORY_ROUNDS = 3
+"""Rounds of the fresh-process memory figures (at most): they vary by well under 1% between rounds, and each round
+of the 500k model loads its 512 MB table in four processes."""
 ZERO_PROFILE = "raspberry-pi-zero-2w"
 ZERO_VARIANT = "int8"
 
@@ -44,10 +47,7 @@ Progress = Callable[[str], None]
 
 def tokenlearn_model_dir() -> Path:
     """The Model2Vec folder shipped inside the `tokenlearn-static-model` package (found without importing it)."""
-    spec = importlib.util.find_spec("static_model")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError("tokenlearn-static-model is not installed (pip install -e '.[bench]')")
-    folder = Path(next(iter(spec.submodule_search_locations))) / "model"
+    folder = tokenlearn_tokenizer_file().parent
     if not (folder / "model.safetensors").is_file():
         raise FileNotFoundError(f"{folder}: no model.safetensors in tokenlearn-static-model's package folder")
     return folder
@@ -55,9 +55,7 @@ def tokenlearn_model_dir() -> Path:
 
 def build_large_model(folder: Path, smoke: bool) -> dict[str, Any]:
     """Build the 500k model (or the smoke run's small stand-in) into `folder`; return its source and shape."""
-    from bench.multilingual_model import build_multilingual_model
-
-    pieces, dim = (SMOKE_LARGE_PIECES, SMOKE_LARGE_DIM) if smoke else (LARGE_PIECES, LARGE_DIM)
+    pieces, dim = (SMOKE_LARGE_PIECES, SMOKE_LARGE_DIM) if smoke else (PIECES, DIM)
     start = time.perf_counter()
     build_multilingual_model(folder, pieces=pieces, dim=dim, seed=0)
     return {"folder": str(folder), "pieces": pieces, "dim": dim, "build_s": time.perf_counter() - start}
@@ -76,6 +74,27 @@ def describe_source(model_dir: Path) -> dict[str, Any]:
     return {"tensors": tensors, "tokenizer": model.get("type"), "pieces": len(model.get("vocab", ()))}
 
 
+def laghu_rs_copy(model_dir: Path, out: Path) -> Path:
+    """A copy of `model_dir` on which laghu takes its laghu-rs Unigram path: tokenizer.json without padding and
+    without `single_word` added tokens, the table and config linked, not copied.
+
+    tokenlearn-static-model's tokenizer.json (and so the 500k model built from it) pads and marks `<pad>` as a
+    `single_word` added token; on either, laghu 0.4 tokenizes with `tokenizers` instead (its README: "When laghu
+    does not use Rust"), which its README does not list for potion-multilingual-128M itself. model2vec turns padding
+    off, and `single_word` only matters for a text holding the literal `<pad>`, so model2vec's vectors stay the
+    reference for both folders.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("model.safetensors", "config.json"):
+        (out / name).symlink_to((model_dir / name).resolve())
+    tokenizer = json.loads((model_dir / "tokenizer.json").read_text(encoding="utf-8"))
+    tokenizer["padding"] = None
+    for token in tokenizer.get("added_tokens", []):
+        token["single_word"] = False
+    (out / "tokenizer.json").write_text(json.dumps(tokenizer, ensure_ascii=False), encoding="utf-8")
+    return out
+
+
 def _export(model_dir: Path, out: Path) -> dict[str, Any]:
     from m2v_edge.export import export_model
 
@@ -84,51 +103,63 @@ def _export(model_dir: Path, out: Path) -> dict[str, Any]:
     return {"bundle": str(out), "variants": list(VARIANTS), "export_s": time.perf_counter() - start}
 
 
+@dataclass(frozen=True)
+class Folders:
+    """The folders of one model: its source, its m2v-edge bundle and the copy laghu takes its Rust path on."""
+
+    source: Path
+    bundle: Path
+    laghu_rs: Path
+
+
 def _in_process(
-    bundle: Path, model_dir: Path, sets: dict[str, list[str]], options: Mapping[str, Any], progress: Progress
+    folders: Folders, sets: dict[str, list[str]], options: Mapping[str, Any], progress: Progress
 ) -> dict[str, Any]:
     """Throughput, latency and agreement with model2vec of every system, loaded together in this process."""
-    lineup = build_lineup(bundle, model_dir, VARIANTS, options["threads"], fastembed_and_floor=False)
+    lineup = build_lineup(folders.bundle, folders.source, VARIANTS, options["threads"], fastembed_and_floor=False)
+    if LAGHU in {s.key for s in lineup.systems}:
+        lineup.systems.append(laghu_system(folders.laghu_rs, lineup.settings, LAGHU_RS_PATH))
+    found = {"settings": lineup.settings, "unavailable": lineup.unavailable}
     try:
         throughput.warm_up(lineup.systems, sets)
         progress(f"throughput x{options['repeat']}")
-        speed = throughput.measure_throughput(lineup.systems, sets, options["repeat"], progress)
+        found["throughput"] = throughput.measure_throughput(lineup.systems, sets, options["repeat"], progress)
         texts = sets["queries"][: options["latency_calls"]]
         progress(f"latency x{options['repeat']} ({len(texts)} calls each)")
-        latency, _ = throughput.measure_latency(lineup.systems, texts, options["repeat"], progress)
+        found["latency"], _ = throughput.measure_latency(lineup.systems, texts, options["repeat"], progress)
         progress("agreement with model2vec")
-        agreement = measure_agreement(lineup.systems, sets)
+        found["agreement"] = measure_agreement(lineup.systems, sets)
     finally:
-        found = {"systems": [s.key for s in lineup.systems], "settings": lineup.settings}
-        found["unavailable"] = lineup.unavailable
         del lineup  # free the tables before the child processes start
         gc.collect()
-    return found | {"throughput": speed, "latency": latency, "agreement": agreement}
+    return found
 
 
 def _processes(
-    bundle: Path, model_dir: Path, data: Path, options: Mapping[str, Any], env: Mapping[str, str], progress: Progress
+    folders: Folders, data: Path, options: Mapping[str, Any], env: Mapping[str, str], progress: Progress
 ) -> dict[str, Any]:
     """Peak RSS and private memory of fresh processes, and the int8 bundle on the Zero 2 W profile in two at once."""
     spec = {
-        "bundle": str(bundle),
-        "model_dir": str(model_dir),
+        "bundle": str(folders.bundle),
+        "model_dir": str(folders.source),
+        "model_dirs": {LAGHU_RS_PATH: str(folders.laghu_rs)},
         "data": str(data),
         "threads": options["threads"],
         "limit": options["limit"] if options["limit"] is not None else 1 << 62,
     }
     systems = [edge_key(v) for v in VARIANTS] + [REFERENCE]
     if importlib.util.find_spec("laghu") is not None:
-        systems.append(LAGHU)
-    progress(f"peak RSS and private memory x{options['repeat']}")
-    peak, failed = coldstart.measure_peak_rss(systems, spec, env, options["repeat"], progress)
+        systems += [LAGHU, LAGHU_RS_PATH]
+    rounds = min(options["repeat"], MEMORY_ROUNDS)
+    progress(f"peak RSS and private memory x{rounds}")
+    peak, failed = coldstart.measure_peak_rss(systems, spec, env, rounds, progress)
     zero = dict(spec, profile=ZERO_PROFILE, threads=None)
-    progress(f"{edge_key(ZERO_VARIANT)} on {ZERO_PROFILE}, two processes on one bundle x{options['repeat']}")
+    progress(f"{edge_key(ZERO_VARIANT)} on {ZERO_PROFILE}, two processes on one bundle x{rounds}")
     try:
-        pair = sharing.measure_pair(edge_key(ZERO_VARIANT), zero, env, options["repeat"], progress)
+        pair = sharing.measure_pair(edge_key(ZERO_VARIANT), zero, env, rounds, progress)
     except coldstart.ChildError as exc:
         pair, failed = None, failed | {f"{edge_key(ZERO_VARIANT)} on {ZERO_PROFILE}": str(exc)}
-    return {"peak_rss": peak, "zero_2w_pair": pair, "process_failures": failed}
+    return {"peak_rss": peak, "zero_2w_pair": pair, "process_failures": failed, "memory_rounds": rounds}
 
 
 def measure_model(
@@ -147,11 +178,11 @@ def measure_model(
 
     step(f"exporting {', '.join(VARIANTS)}")
     export = _export(model_dir, work / "bundle")
-    bundle = Path(export["bundle"])
+    folders = Folders(model_dir, Path(export["bundle"]), laghu_rs_copy(model_dir, work / "laghu-rs-copy"))
     sets = {"queries": corpus.queries, "documents": corpus.documents}
     results: dict[str, Any] = {"model_dir": str(model_dir), "source": describe_source(model_dir), "export": export}
-    results |= _in_process(bundle, model_dir, sets, options, step)
-    results |= _processes(bundle, model_dir, corpus.path, options, env, step)
+    results |= _in_process(folders, sets, options, step)
+    results |= _processes(folders, corpus.path, options, env, step)
     return results
 
 
@@ -182,7 +213,7 @@ def run(
             progress(f"{LARGE}: building the model")
             results["large_model"] = build_large_model(work / "large-source", options["smoke"])
             sources[LARGE] = Path(results["large_model"]["folder"])
-        except ImportError as exc:  # bench/multilingual_model.py comes from the export branch (issue 16)
+        except (ImportError, OSError) as exc:  # built from tokenlearn-static-model's tokenizer
             results["unavailable"][LARGE] = f"{type(exc).__name__}: {exc}"
     for name, source in sources.items():
         try:

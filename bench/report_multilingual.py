@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.tables import agreement_table, latency_table, span, table, throughput_table
+from bench.sharing import ROLES
+from bench.tables import agreement_table, latency_table, ratio, span, table, throughput_table
 
 LANGUAGES_NOTE = "ja, zh_CN, ko, ru, de, fr, es, it, pt_BR and pl"
 
@@ -36,13 +37,15 @@ def _memory(figures: dict[str, Any]) -> list[str]:
         [
             key,
             span(entry["summary"], ".1f"),
-            span(entry.get("ratio_to_model2vec"), ".2f") + "x" if key != "model2vec" else "1 (reference)",
+            ratio(entry.get("ratio_to_model2vec"), key),
             span(entry.get("private_mib"), ".1f"),
         ]
         for key, entry in peak.items()
     ]
     header = ["system", f"peak RSS, {texts} documents in one call", "x model2vec", "private memory (RssAnon) after"]
-    return ["Fresh processes (MiB, median [min-max] over rounds):", ""] + table(header, rows)
+    rounds = figures["memory_rounds"]
+    title = f"Fresh processes on the default profile (`auto`; MiB, median [min-max] over {rounds} rounds):"
+    return [title, ""] + table(header, rows)
 
 
 def _pair(figures: dict[str, Any]) -> list[str]:
@@ -56,11 +59,11 @@ def _pair(figures: dict[str, Any]) -> list[str]:
             span(pair[role]["private_mib"], ".1f"),
             span(pair[role]["file_mib"], ".1f"),
         ]
-        for role in ("first process", "second process")
+        for role in ROLES
     ]
     title = (
         f"{pair['system']} on the `{pair['profile']}` profile, {pair['texts']} documents in one `encode` call, "
-        "two processes alive at once on the same bundle (MiB):"
+        f"two processes alive at once on the same bundle (MiB, {figures['memory_rounds']} pairs):"
     )
     header = ["process", "peak RSS", "private memory (RssAnon)", "file-backed resident (RssFile, shareable)"]
     return [title, ""] + table(header, rows)

@@ -16,6 +16,9 @@ import numpy as np
 
 REFERENCE = "model2vec"
 LAGHU = "laghu"
+LAGHU_RS_PATH = "laghu, laghu-rs path"
+"""Multilingual section only: laghu on a copy of the model whose tokenizer.json lets laghu take its laghu-rs Unigram
+path (`bench.multilingual.laghu_rs_copy`)."""
 FASTEMBED = "fastembed"
 FLOOR = "tokenizers floor"
 IMPORTS = "runtime imports"
@@ -77,7 +80,7 @@ def build_lineup(
             unavailable[edge_key(variant)] = f"{type(exc).__name__}: {exc}"
     systems.append(_model2vec(model_dir))
     try:
-        systems.append(_laghu(model_dir, settings))
+        systems.append(laghu_system(model_dir, settings))
     except Exception as exc:  # noqa: BLE001 - missing package, or a model laghu cannot read: reported, not fatal
         unavailable[LAGHU] = f"{type(exc).__name__}: {exc}"
     if not fastembed_and_floor:
@@ -130,19 +133,19 @@ def _model2vec(model_dir: Path) -> System:
     )
 
 
-def _laghu(model_dir: Path, settings: dict[str, Any]) -> System:
+def laghu_system(model_dir: Path, settings: dict[str, Any], key: str = LAGHU) -> System:
     """laghu as its README loads a local folder: `load(folder)`, here with `fallback=False` so that a model laghu
     cannot read is reported instead of being measured as model2vec under laghu's name."""
     import laghu
     from laghu import load
 
     model = load(str(model_dir), fallback=False)
-    settings[LAGHU] = laghu_settings(model)
+    settings[key] = laghu_settings(model)
     return System(
-        key=LAGHU,
+        key=key,
         encode=model.encode,
         vectors=_float32(model.encode),
-        description=f"laghu {laghu.__version__}: `load(model_dir, fallback=False).encode(texts)` (defaults: batch 1024)",
+        description=f"laghu {laghu.__version__}: `load(model_dir, fallback=False).encode(texts)` (default batch 1024)",
     )
 
 

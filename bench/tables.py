@@ -96,6 +96,7 @@ def agreement_table(title: str, agreement: dict[str, dict[str, Any]]) -> list[st
             for name in set_names
         ]
         for key, figures in agreement.items()
+        if key != REFERENCE
     ]
     header = ["system"] + [f"{name}: min cosine (rows identical)" for name in set_names]
     return [title, ""] + table(header, rows)
