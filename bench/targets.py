@@ -38,7 +38,7 @@ def _target(
 def _throughput_ratio(
     results: dict[str, Any], set_name: str, numerator: str, denominator: str
 ) -> dict[str, float] | None:
-    per_system = (results.get("throughput") or {}).get(set_name, {})
+    per_system = results.get("throughput", {}).get(set_name, {})
     if numerator not in per_system or denominator not in per_system:
         return None
     ratios = paired_ratios(per_system[numerator]["texts_per_s"], per_system[denominator]["texts_per_s"])

@@ -87,8 +87,9 @@ def measure_latency(
 ) -> tuple[dict[str, dict[str, Any]], dict[str, np.ndarray]]:
     """Single-text latency: one text per call, every system in turn for each text, `repeat` passes over `texts`.
 
-    :return: per system the p50 of each pass, the summaries of p50 and p99 (microseconds), the p50 ratio to
-        model2vec paired by pass and the percentiles of each pass; and per system all per-call samples (for the chart).
+    :return: per system the p50 of each pass, the summaries of p50 and p99 (microseconds), their ratios to
+        model2vec's (and p50's to laghu's) paired by pass and the percentiles of each pass; and per system all
+        per-call samples (for the chart).
     """
     prepared = {s.key: s.prepare(texts) for s in systems}
     p50: dict[str, list[float]] = {s.key: [] for s in systems}
