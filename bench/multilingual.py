@@ -80,9 +80,9 @@ def laghu_rs_copy(model_dir: Path, out: Path) -> Path:
 
     tokenlearn-static-model's tokenizer.json (and so the 500k model built from it) pads and marks `<pad>` as a
     `single_word` added token; on either, laghu 0.4 tokenizes with `tokenizers` instead (its README: "When laghu
-    does not use Rust"), which its README does not list for potion-multilingual-128M itself. model2vec turns padding
-    off, and `single_word` only matters for a text holding the literal `<pad>`, so model2vec's vectors stay the
-    reference for both folders.
+    does not use Rust"), while its README lists potion-multilingual-128M itself on the Rust path. model2vec turns
+    padding off, and `single_word` only matters for a text holding the literal `<pad>`, so model2vec's vectors on the
+    original folder stay the reference for both.
     """
     out.mkdir(parents=True, exist_ok=True)
     for name in ("model.safetensors", "config.json"):
@@ -118,7 +118,10 @@ def _in_process(
     """Throughput, latency and agreement with model2vec of every system, loaded together in this process."""
     lineup = build_lineup(folders.bundle, folders.source, VARIANTS, options["threads"], fastembed_and_floor=False)
     if LAGHU in {s.key for s in lineup.systems}:
-        lineup.systems.append(laghu_system(folders.laghu_rs, lineup.settings, LAGHU_RS_PATH))
+        try:
+            lineup.systems.append(laghu_system(folders.laghu_rs, lineup.settings, LAGHU_RS_PATH))
+        except Exception as exc:  # noqa: BLE001 - reported with the model, as build_lineup reports the others
+            lineup.unavailable[LAGHU_RS_PATH] = f"{type(exc).__name__}: {exc}"
     found = {"settings": lineup.settings, "unavailable": lineup.unavailable}
     try:
         throughput.warm_up(lineup.systems, sets)
