@@ -84,20 +84,27 @@ def test_the_table_is_never_serialised_into_a_graph(tmp_path: Path, monkeypatch:
 
 
 MEASURE_SCRIPT = r"""
-import json, resource, sys
+import json, sys
 from m2v_edge.export import export_model
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-export_model(sys.argv[1], sys.argv[2], variants=("fp32", "int8"))
-print(json.dumps({"added_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before}))
+
+def status(key):
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(key + ":"))
+
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")  # the peak (VmHWM) starts again from the current RSS: imports do not count
+before = status("VmRSS")
+export_model(sys.argv[1], sys.argv[2], variants=("fp32", "int8", "int4"))
+print(json.dumps({"added_kib": status("VmHWM") - before}))
 """
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ru_maxrss is in KiB on Linux")
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads and resets the peak RSS in /proc/self")
 def test_peak_memory_of_a_large_export(tmp_path: Path) -> None:
-    """Exporting a 128 MiB float32 table (fp32 and int8) adds less than 2.4x the table to the peak RSS (1.9x
-    measured): the table as safetensors reads it (with a second, passing copy); the int8 table, made a block of rows
-    at a time, stays under that peak. Serialising the table into the graph, as before, took 6.8x (the proto, the checker's copy, the
-    bytes moved out)."""
+    """Exporting a 128 MiB float32 table to fp32, int8 and int4 adds less than 0.75x the table to the peak RSS
+    (0.52x to 0.56x measured): the table is streamed a block of rows at a time, so what is added is the blocks in
+    flight and the tokenizer, whatever the table's size. Loading the table whole, as before, added 1.9x (and
+    serialising it into the graph, before that, 6.8x)."""
     table = write_wordlevel_model(tmp_path / "src", rows=32_768, dim=1024)
     done = subprocess.run(
         [sys.executable, "-c", MEASURE_SCRIPT, str(tmp_path / "src"), str(tmp_path / "out")],
@@ -108,7 +115,7 @@ def test_peak_memory_of_a_large_export(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     added = json.loads(done.stdout.strip().splitlines()[-1])["added_kib"] * 1024
-    assert added <= 2.4 * table.nbytes, f"{added / 2**20:.0f} MiB for a {table.nbytes / 2**20:.0f} MiB table"
+    assert added <= 0.75 * table.nbytes, f"{added / 2**20:.0f} MiB for a {table.nbytes / 2**20:.0f} MiB table"
     assert (tmp_path / "out" / "model.fp32.data").stat().st_size == table.nbytes
 
 
