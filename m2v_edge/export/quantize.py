@@ -164,14 +164,3 @@ def quantize_int4(table: np.ndarray, block_size: int = INT4_BLOCK_SIZE) -> Store
     """The int4 storage of a source table (see `int4_codes` and `pack_int4`)."""
     codes, scales = int4_codes(table, block_size)
     return StoredTable(pack_int4(codes), scales, block_size=codes.shape[2], dim=int(table.shape[1]))
-
-
-def dequantize_int4(stored: StoredTable) -> np.ndarray:
-    """The float32 table an int4 `StoredTable` stands for: [rows, dim]."""
-    if stored.block_size is None or stored.scales is None:
-        raise ValueError("not an int4 table")
-    rows, blocks, block = stored.values.shape[0], stored.scales.shape[1], stored.block_size
-    packed = stored.values.reshape(rows, blocks, block // 2)
-    nibbles = np.concatenate([packed & 0x0F, packed >> 4], axis=2).astype(np.float32) - 8
-    table = nibbles * stored.scales.astype(np.float32)[..., None]
-    return table.reshape(rows, blocks * block)[:, : stored.columns]

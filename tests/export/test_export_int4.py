@@ -23,13 +23,14 @@ from helpers.tiny_models import EDGE_TEXTS, TINY_SPECS, TinyModels, measure
 from onnx import numpy_helper
 
 from m2v_edge.export import export_model
-from m2v_edge.export.quantize import StoredTable, dequantize_int4, int4_layout, quantize_int4
+from m2v_edge.export.quantize import StoredTable, int4_layout, quantize_int4
 from m2v_edge.runtime import EdgeEmbedder
+from m2v_edge.runtime.table import dequantize_int4
 
 
 def dequantized(stored: StoredTable) -> np.ndarray:
-    """The float32 table the exporter's int4 storage stands for."""
-    return dequantize_int4(stored)
+    """The float32 table the exporter's int4 storage stands for, as the runtime's reader decodes it."""
+    return dequantize_int4(stored.values, stored.scales, stored.block_size, stored.columns)
 
 
 def assert_same_quantisation(out: np.ndarray, reference: np.ndarray) -> None:
