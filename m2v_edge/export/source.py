@@ -170,7 +170,7 @@ def _read_folder(
     tokenizer_text = _read_text(tokenizer_path)
     tokenizer = read_tokenizer(tokenizer_text, _parse_json(tokenizer_text, tokenizer_path), tokenizer_path)
     weights, mapping = tensors.get("weights"), tensors.get("mapping")
-    _check_sizes(weights_path, folder / layout.tokenizer, table, weights, mapping, tokenizer.tokens, tokenizer.ids)
+    _check_sizes(weights_path, tokenizer_path, table, weights, mapping, tokenizer.tokens, tokenizer.ids)
     return ModelSource(
         source_id=source_id,
         revision=revision,

@@ -37,11 +37,6 @@ class SourceTable:
         self.stored_shape = shape
         self.shape: tuple[int, int] = (shape[0], shape[1] if columns is None else columns)
 
-    @property
-    def dtype(self) -> np.dtype:
-        """The dtype of the rows `rows` returns."""
-        return np.dtype(np.float32 if self.stored_dtype == "bfloat16" else self.stored_dtype)
-
     def truncated(self, columns: int) -> SourceTable:
         """The same table, its first `columns` columns only."""
         return SourceTable(self.path, self.name, self.stored_shape, self.stored_dtype, columns)
@@ -51,8 +46,11 @@ class SourceTable:
         from safetensors import safe_open
 
         stop = min(stop, self.shape[0])
-        with safe_open(str(self.path), framework="numpy") as tensors:
-            block = tensors.get_slice(self.name)[start:stop]
+        try:
+            with safe_open(str(self.path), framework="numpy") as tensors:
+                block = tensors.get_slice(self.name)[start:stop]
+        except Exception as exc:  # safetensors' own untyped errors: the file changed while it was exported
+            raise SourceModelError(f"cannot read {self.path} (did it change during the export?): {exc}") from None
         block = as_float32_if_bfloat16(block)
         return block if self.shape[1] == self.stored_shape[1] else np.ascontiguousarray(block[:, : self.shape[1]])
 
