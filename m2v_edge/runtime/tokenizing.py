@@ -87,6 +87,19 @@ def open_tokenizer(
     return BundleTokenizer(verify_tokenizer(bundle_dir, manifest), manifest.max_length, ascii_fast_path=fast)
 
 
+def single_text_pooler(
+    bundle_dir: Path, manifest: Manifest, variant: str, tokenizer: BundleTokenizing
+) -> native.NativePooler | None:
+    """The core's single-text pooler for a native tokenizer and a format-3 variant (its arrays in the data file);
+    None otherwise (single texts then go through onnxruntime)."""
+    entry = manifest.tables.get(variant)
+    if not isinstance(tokenizer, native.NativeTokenizer) or entry is None or not entry.arrays:
+        return None
+    from m2v_edge.runtime.table import VariantTable
+
+    return native.NativePooler(tokenizer, VariantTable(bundle_dir, manifest, variant))
+
+
 def path_name(tokenizer: BundleTokenizing) -> str:
     """The path a tokenizer from `open_tokenizer` takes: native, python or tokenizers."""
     if isinstance(tokenizer, native.NativeTokenizer):
