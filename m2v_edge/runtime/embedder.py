@@ -73,6 +73,7 @@ class EdgeEmbedder:
             path=tokenizing,
             ascii_fast_path=self.profile.encoding.ascii_fast_path,
             threads=threads if threads is not None else self.profile.session.intra_op_threads,
+            fallback_limit_mib=self.profile.encoding.fallback_tokenizer_mib,
         )
         self.tokenizing: str = path_name(self._tokenizer)
         """The path that gives this embedder's token ids: native, python or tokenizers."""
