@@ -31,15 +31,13 @@ from helpers.tiny_models import (
     word_salads,
     write_model2vec_folder,
 )
+from model2vec import StaticModel
 from safetensors.numpy import save_file
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
 from m2v_edge.errors import ExportError, M2VEdgeError, SourceModelError
 from m2v_edge.export import export_model
 from m2v_edge.runtime import EdgeEmbedder
-
-model2vec = pytest.importorskip("model2vec")
-StaticModel = model2vec.StaticModel
 
 UNTRUNCATED_CAP = 1_000
 """Texts given to models without truncation are cut to this many characters (see helpers.tiny_models.tiny_texts)."""
