@@ -251,7 +251,7 @@ def check(
         assert np.isfinite(out).all()
         assert np.array_equal(~out.any(axis=1), ref_zero), f"zero rows differ (fast path {fast})"
         assert max_rel(out, reference) <= tol, f"batch, fast path {fast}: {max_rel(out, reference)}"
-        one = np.concatenate([embedder.encode(text) for text in texts[some]]) if texts[some] else out[:0]
+        one = np.stack([embedder.encode(text) for text in texts[some]]) if texts[some] else out[:0]
         assert max_rel(one, reference[some]) <= tol, f"one text per call, fast path {fast}"
     check_ids(bundle, texts[:400])
     return embedders[True]
