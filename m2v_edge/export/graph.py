@@ -20,9 +20,10 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 from m2v_edge.bundle import ATTENTION_MASK, INPUT_IDS, OUTPUT
+from m2v_edge.export.graph_builder import GraphBuilder
 from m2v_edge.export.graph_int4 import int4_weighted_sum
 from m2v_edge.export.quantize import StoredTable
 
@@ -31,40 +32,6 @@ IR_VERSION = 8
 """IR 8 / opset 17: loadable by onnxruntime 1.14 and later (the issue asks for 1.17)."""
 _WRITE_BLOCK_BYTES = 64 << 20
 """`write_table` converts and writes at most this many bytes of a table at a time."""
-
-
-class _GraphBuilder:
-    """Accumulates nodes and initializers with generated names."""
-
-    def __init__(self, table_file: str | None) -> None:
-        self.nodes: list[onnx.NodeProto] = []
-        self.initializers: list[onnx.TensorProto] = []
-        self.table_file = table_file
-        self.table_input: onnx.ValueInfoProto | None = None
-        """The token table's name, type and shape, to check the graph without it (see `_check`)."""
-
-    def const(self, name: str, value: np.ndarray) -> str:
-        self.initializers.append(numpy_helper.from_array(value, name=name))
-        return name
-
-    def table(self, name: str, values: np.ndarray) -> str:
-        """The token table: held in the graph, or with `table_file` only referred to as ONNX external data (the
-        whole file, offset 0, written by `write_table`), so that its values are never copied into the graph."""
-        if self.table_file is None:
-            tensor = numpy_helper.from_array(values, name=name)
-        else:
-            dtype = helper.np_dtype_to_tensor_dtype(values.dtype)
-            tensor = TensorProto(name=name, data_type=dtype, dims=values.shape, data_location=TensorProto.EXTERNAL)
-            for key, value in (("location", self.table_file), ("offset", "0"), ("length", str(values.nbytes))):
-                entry = tensor.external_data.add()
-                entry.key, entry.value = key, value
-        self.initializers.append(tensor)
-        self.table_input = helper.make_tensor_value_info(name, tensor.data_type, list(values.shape))
-        return name
-
-    def op(self, op_type: str, inputs: list[str], output: str, **attrs: object) -> str:
-        self.nodes.append(helper.make_node(op_type, inputs, [output], name=output, **attrs))
-        return output
 
 
 def build_graph(
@@ -82,7 +49,7 @@ def build_graph(
     With `table_file`, the table is ONNX external data in that file (beside the graph), which the caller writes with
     `write_table(table.values, path)`; otherwise the graph holds it (up to protobuf's 2 GiB).
     """
-    g = _GraphBuilder(table_file)
+    g = GraphBuilder(table_file)
     dim = table.columns
     ids, mask = INPUT_IDS, ATTENTION_MASK
 
@@ -142,7 +109,7 @@ def _model(graph: onnx.GraphProto, producer_version: str) -> onnx.ModelProto:
     return model
 
 
-def _check(g: _GraphBuilder, inputs: list[onnx.ValueInfoProto], outputs: list[onnx.ValueInfoProto]) -> None:
+def _check(g: GraphBuilder, inputs: list[onnx.ValueInfoProto], outputs: list[onnx.ValueInfoProto]) -> None:
     """Run onnx's checker on the graph with its token table declared as an input instead of an initializer.
 
     The checker serialises the model it checks (protobuf refuses more than 2 GiB) and wants external data files to

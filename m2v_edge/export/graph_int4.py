@@ -20,18 +20,14 @@ not registered in 1.17.3, so it is not used (`python -m bench.quality_report` me
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 from onnx import TensorProto
 
+from m2v_edge.export.graph_builder import GraphBuilder
 from m2v_edge.export.quantize import StoredTable
 
-if TYPE_CHECKING:
-    from m2v_edge.export.graph import _GraphBuilder
 
-
-def int4_weighted_sum(g: _GraphBuilder, table: StoredTable, rows: str, token_weight: str) -> str:
+def int4_weighted_sum(g: GraphBuilder, table: StoredTable, rows: str, token_weight: str) -> str:
     """Add the nodes computing sum_t token_weight[t] * dequantized(table[rows[t]]); return its name ([b, dim])."""
     assert table.scales is not None and table.block_size is not None
     blocks, block = int(table.scales.shape[1]), table.block_size

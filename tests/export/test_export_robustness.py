@@ -52,7 +52,7 @@ def test_the_table_is_never_serialised_into_a_graph(tmp_path: Path, monkeypatch:
     import onnx
     from onnx import numpy_helper
 
-    import m2v_edge.export.graph as graph
+    import m2v_edge.export.graph_builder as graph_builder
 
     table = write_wordlevel_model(tmp_path / "src", rows=20_000, dim=256)  # 20 MB
     checked: list[int] = []
@@ -68,7 +68,7 @@ def test_the_table_is_never_serialised_into_a_graph(tmp_path: Path, monkeypatch:
         return real_from_array(array, *args, **kwargs)
 
     monkeypatch.setattr(onnx.checker, "check_model", check)
-    monkeypatch.setattr(graph.numpy_helper, "from_array", from_array)
+    monkeypatch.setattr(graph_builder.numpy_helper, "from_array", from_array)
     variants = ("fp32", "fp16", "int8", "int4")
     bundle = export_model(tmp_path / "src", tmp_path / "out", variants=variants)
     assert len(checked) == len(variants) and max(checked) < 200_000, checked  # the table alone is 20 MB

@@ -16,7 +16,7 @@ from helpers.hostile import FIX, MAPPED_SPEC, edit_manifest, graph_of, install, 
 from helpers.tiny_models import TinyModels
 from onnx import numpy_helper
 
-import m2v_edge.bundle_checks
+import m2v_edge.bundle.checks
 import m2v_edge.onnx_scan
 from m2v_edge.bundle import FORMAT_VERSION
 from m2v_edge.runtime import EdgeEmbedder
@@ -176,7 +176,7 @@ def test_manifest_values_no_exporter_writes(bundle: Path, readers: list[str], ch
 
 def test_checks_run_once_per_file_state(bundle: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     counts = {"scan": 0, "tokenizer": 0}
-    scan, check_tokenizer = m2v_edge.onnx_scan.scan_model, m2v_edge.bundle_checks.check_tokenizer_file
+    scan, check_tokenizer = m2v_edge.onnx_scan.scan_model, m2v_edge.bundle.checks.check_tokenizer_file
 
     def counting_scan(path):
         counts["scan"] += 1
@@ -187,7 +187,7 @@ def test_checks_run_once_per_file_state(bundle: Path, monkeypatch: pytest.Monkey
         return check_tokenizer(path, manifest)
 
     monkeypatch.setattr(m2v_edge.onnx_scan, "scan_model", counting_scan)
-    monkeypatch.setattr(m2v_edge.bundle_checks, "check_tokenizer_file", counting_check)
+    monkeypatch.setattr(m2v_edge.bundle.checks, "check_tokenizer_file", counting_check)
     EdgeEmbedder(bundle, variant="fp32")
     assert counts == {"scan": 1, "tokenizer": 1}
     EdgeEmbedder(bundle, variant="fp32")

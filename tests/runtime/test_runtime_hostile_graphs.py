@@ -1,7 +1,7 @@
 """Hostile ONNX graphs are refused before onnxruntime reads them, with a message naming the file and the fix.
 
 Each graph is built with the `onnx` package and installed into a private copy of a tiny bundle with its manifest
-entry updated, so the sha256 check passes and the content checks (`m2v_edge.bundle_checks` on the stdlib scanner
+entry updated, so the sha256 check passes and the content checks (`m2v_edge.bundle.checks` on the stdlib scanner
 `m2v_edge.onnx_scan`) are what refuses it; `readers` shows that onnxruntime was never handed the file.
 onnxruntime 1.17 (the oldest the bundles target) reads `../` and symlinked external data without a word, which is
 why m2v-edge refuses external data itself.

@@ -1,6 +1,6 @@
 """The bundle format's content checks, run before onnxruntime or tokenizers read a file (standard library only).
 
-`m2v_edge.bundle.verify_model` and `verify_tokenizer` run these once per file state, after the sha256 matched,
+`m2v_edge.bundle.verify.verify_model` and `verify_tokenizer` run these once per file state, after the sha256 matched,
 and remember success together with it. The checks catch files that are intact (their sha256 is the manifest's)
 but hostile or inconsistent: a graph that would make onnxruntime read files it names (ONNX external data other than
 its own table file, exactly as the manifest lists it), or
@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from m2v_edge.bundle import ATTENTION_MASK, INPUT_IDS, OUTPUT, Manifest, table_tensor
+from m2v_edge import onnx_scan
+from m2v_edge.bundle.format import ATTENTION_MASK, INPUT_IDS, OUTPUT, table_tensor
+from m2v_edge.bundle.manifest import Manifest
 from m2v_edge.errors import BundleError
-
-if TYPE_CHECKING:
-    from m2v_edge.onnx_scan import Model, Tensor
 
 _FIX = "re-export the bundle ('m2v-edge export') or copy it again"
 _TABLE_TYPES = {"fp32": 1, "fp16": 10, "int8": 3, "int4": 2}
@@ -33,11 +32,9 @@ def check_model_file(path: Path, manifest: Manifest, variant: str) -> None:
     the graph) anywhere but in the table, whose data may be the manifest's table file for the variant, whole;
     non-standard operator domains; or inputs, output dim, table type or rows that disagree with the manifest.
     Reads the file with the standard-library scanner `m2v_edge.onnx_scan`, never with onnx."""
-    from m2v_edge.onnx_scan import ScanError, scan_model
-
     try:
-        model = scan_model(path)
-    except ScanError as exc:
+        model = onnx_scan.scan_model(path)
+    except onnx_scan.ScanError as exc:
         raise BundleError(f"{path} is not a valid ONNX graph ({exc}); {_FIX}") from None
     for tensor in model.tensors:
         if (tensor.external or tensor.external_location) and not _is_listed_table(tensor, manifest, variant):
@@ -71,10 +68,10 @@ def check_model_file(path: Path, manifest: Manifest, variant: str) -> None:
     _check_rows(path, model, manifest.vocab_size)
 
 
-def _check_rows(path: Path, model: Model, vocab_size: int) -> None:
+def _check_rows(path: Path, model: onnx_scan.Model, vocab_size: int) -> None:
     """Every table gathered by token id has a row for each of the `vocab_size` ids; a mapping stays in range."""
     gathers = [node for node in model.nodes if node.op_type == "Gather" and len(node.inputs) == 2 and node.outputs]
-    mappings: dict[str, Tensor] = {}
+    mappings: dict[str, onnx_scan.Tensor] = {}
     for node in gathers:
         data = model.initializers.get(node.inputs[0])
         if data is None or node.inputs[1] != INPUT_IDS:
@@ -113,7 +110,7 @@ def _max_int64(path: Path, offset: int, length: int) -> int | None:
     return low if low < 0 else high
 
 
-def _is_listed_table(tensor: Tensor, manifest: Manifest, variant: str) -> bool:
+def _is_listed_table(tensor: onnx_scan.Tensor, manifest: Manifest, variant: str) -> bool:
     """Whether an external tensor is the variant's table with all of the manifest's table file as its data (and
     nothing else: one location, offset 0, the file's length, which is what the table's shape and type take)."""
     entry = manifest.tables.get(variant)

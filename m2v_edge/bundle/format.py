@@ -1,0 +1,34 @@
+"""The bundle format's names and version: file names inside a bundle, variants, the pooling graph's inputs and output.
+
+The leaf of `m2v_edge.bundle`: every other module of the package imports it, it imports none of them.
+"""
+
+from __future__ import annotations
+
+FORMAT_VERSION = 2
+"""1: tables inside the graphs. 2: each variant's table in `model.<variant>.data` beside its graph (format 1 still read)."""
+MANIFEST_FILE = "m2v_edge.json"
+TOKENIZER_FILE = "tokenizer.json"
+VARIANTS = ("fp32", "fp16", "int8", "int4")
+"""Every variant this format version knows, in order of decreasing precision."""
+DEFAULT_VARIANTS = ("fp32", "int8")
+"""What an export writes unless told otherwise (`export_model`, `m2v-edge export`, the drop-in's cached exports)."""
+
+INPUT_IDS = "input_ids"
+ATTENTION_MASK = "attention_mask"
+OUTPUT = "embeddings"
+
+
+def model_file(variant: str) -> str:
+    """The file name of a variant's graph inside a bundle."""
+    return f"model.{variant}.onnx"
+
+
+def table_file(variant: str) -> str:
+    """The file name of a variant's token table (the graph's external data) inside a bundle."""
+    return f"model.{variant}.data"
+
+
+def table_tensor(variant: str) -> str:
+    """The name of the graph initializer that holds a variant's token table."""
+    return "int4_table" if variant == "int4" else "table"
