@@ -144,7 +144,7 @@ def _token(token_file: Path | None) -> str | None:
 
 def _encode(args: argparse.Namespace) -> int:
     from m2v_edge.commands.encode_input import TextInput
-    from m2v_edge.commands.encode_output import atomic, check_output, write_jsonl, write_npy
+    from m2v_edge.commands.encode_output import check_output, opened_output, write_jsonl, write_npy
     from m2v_edge.commands.progress import Progress, show_progress
     from m2v_edge.runtime import EdgeEmbedder
     from m2v_edge.runtime.embedder import zero_vector_logger
@@ -160,18 +160,11 @@ def _encode(args: argparse.Namespace) -> int:
         zeros = _ZeroVectors()
         bar = Progress(f"encode ({embedder.variant})", show_progress(args.progress), unit="texts")
         blocks = _encoded_blocks(embedder, iter(rows), args.batch, bar, zeros)
-        with closing(bar), _silenced(zero_vector_logger):  # zero vectors are counted over the whole input instead
-            if args.format == "npy":
-                with atomic(Path(args.output), "wb") as handle:
-                    count = write_npy(handle, blocks, embedder.dim)
-                    rows.check()
-            elif args.output == "-":
-                count = write_jsonl(sys.stdout, blocks)
-                rows.check()
-            else:
-                with atomic(Path(args.output), "w") as handle:
-                    count = write_jsonl(handle, blocks)
-                    rows.check()
+        npy = args.format == "npy"
+        # zero vectors are counted over the whole input, not logged by every encode call
+        with closing(bar), _silenced(zero_vector_logger), opened_output(args.output, binary=npy) as out:
+            count = write_npy(out, blocks, embedder.dim) if npy else write_jsonl(out, blocks)
+            rows.check()  # before the output file is renamed into place
     print(f"encoded {count} text{'' if count == 1 else 's'} with {using}", file=sys.stderr)
     if zeros.count:
         print(f"m2v-edge encode: warning: {zeros.message(count, embedder.manifest.source.id)}", file=sys.stderr)
@@ -201,18 +194,17 @@ def _variant_used(embedder: Any, *, chosen: bool) -> str:
 class _ZeroVectors:
     """The texts that gave zero vectors, counted over a whole input (a few kept to name their script)."""
 
-    EXAMPLES = 50
-
     def __init__(self) -> None:
         self.count = 0
         self.examples: list[str] = []
 
     def add(self, texts: list[str], vectors: np.ndarray) -> None:
+        from m2v_edge.runtime.embedder import ZERO_VECTOR_EXAMPLES
         from m2v_edge.runtime.zero_vectors import zero_rows
 
         rows = zero_rows(vectors)
         self.count += len(rows)
-        self.examples += [texts[index] for index in rows[: self.EXAMPLES - len(self.examples)]]
+        self.examples += [texts[index] for index in rows[: ZERO_VECTOR_EXAMPLES - len(self.examples)]]
 
     def message(self, total: int, model: str) -> str:
         from m2v_edge.runtime.zero_vectors import zero_vector_message

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,6 +38,16 @@ def atomic(path: Path, mode: str) -> Iterator[IO[Any]]:
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
+
+
+@contextmanager
+def opened_output(output: str, *, binary: bool) -> Iterator[IO[Any]]:
+    """stdout for `-`, else `atomic(output)`."""
+    if output == "-":
+        yield sys.stdout
+        return
+    with atomic(Path(output), "wb" if binary else "w") as handle:
+        yield handle
 
 
 def write_jsonl(out: IO[str], blocks: Iterator[Block]) -> int:

@@ -142,7 +142,7 @@ class EdgeEmbedder:
             batch_size=batch_size,
             ignored=kwargs,
         )
-        texts = [sentences] if isinstance(sentences, str) else sentences
+        texts = [sentences] if isinstance(sentences, str) else list(sentences)
         vectors = self._encode(texts, options)
         self._warn_zero_vectors(texts, vectors)
         return vectors[0] if isinstance(sentences, str) else vectors
@@ -209,7 +209,7 @@ class EdgeEmbedder:
         texts = self._prepare(texts, options.char_limit)
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         own_truncation = options.max_length == self.manifest.max_length
-        if len(texts) == 1 and own_truncation:
+        if len(texts) == 1 and own_truncation and not options.show_progress_bar:
             self._encode_single(texts[0], out)
         elif texts:
             tokenize = (

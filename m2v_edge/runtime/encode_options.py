@@ -35,11 +35,6 @@ class EncodeOptions:
     """Whether vectors are L2-normalised."""
     show_progress_bar: bool
 
-    @classmethod
-    def defaults(cls, manifest: Manifest) -> EncodeOptions:
-        """The bundle's own settings, no progress bar."""
-        return cls(manifest.max_length, manifest.char_limit, manifest.normalize, show_progress_bar=False)
-
 
 def encode_options(
     manifest: Manifest,
