@@ -154,3 +154,18 @@ def test_a_stopped_encode_leaves_no_output_behind(
     assert process.returncode == code
     assert err == f"m2v-edge encode: {said}\n"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_missing_runtime_dependency_is_one_line_naming_it(
+    potion_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As after `pip install --no-deps` or on a system onnxruntime has no wheels for: the fix, not a traceback."""
+    texts = tmp_path / "texts.txt"
+    texts.write_text("hello\n", encoding="utf-8")
+    for name in [m for m in sys.modules if m.startswith(("onnxruntime", "m2v_edge.runtime", "m2v_edge.commands"))]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # makes `import onnxruntime` raise ModuleNotFoundError
+    assert main(["encode", str(potion_bundle), "--input", str(texts)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "onnxruntime is not installed: pip install onnxruntime" in err[0], err
+    assert "64-bit" in err[0]
