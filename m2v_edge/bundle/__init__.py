@@ -18,6 +18,7 @@ standard library is used, so that the runtime stays dependency-light.
 from m2v_edge.bundle.files import sha256_file
 from m2v_edge.bundle.format import (
     ATTENTION_MASK,
+    CORE_TOKENIZER_FILE,
     DEFAULT_VARIANTS,
     FORMAT_VERSION,
     INPUT_IDS,
@@ -31,6 +32,7 @@ from m2v_edge.bundle.format import (
 )
 from m2v_edge.bundle.manifest import (
     MAX_MANIFEST_BYTES,
+    CoreTokenizer,
     FileEntry,
     Manifest,
     SourceInfo,
@@ -42,6 +44,7 @@ from m2v_edge.bundle.verify import CHECKS_VERSION, verify_file, verify_model, ve
 __all__ = [
     "ATTENTION_MASK",
     "CHECKS_VERSION",
+    "CORE_TOKENIZER_FILE",
     "DEFAULT_VARIANTS",
     "FORMAT_VERSION",
     "INPUT_IDS",
@@ -50,6 +53,7 @@ __all__ = [
     "OUTPUT",
     "TOKENIZER_FILE",
     "VARIANTS",
+    "CoreTokenizer",
     "FileEntry",
     "Manifest",
     "SourceInfo",

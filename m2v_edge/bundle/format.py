@@ -9,6 +9,9 @@ FORMAT_VERSION = 2
 """1: tables inside the graphs. 2: each variant's table in `model.<variant>.data` beside its graph (format 1 still read)."""
 MANIFEST_FILE = "m2v_edge.json"
 TOKENIZER_FILE = "tokenizer.json"
+CORE_TOKENIZER_FILE = "tokenizer.m2v"
+"""The tokenizer compiled for the native core (layout: m2v_edge/_native/m2v_format.h), when the export found that
+the core reproduces tokenizer.json's pipeline."""
 VARIANTS = ("fp32", "fp16", "int8", "int4")
 """Every variant this format version knows, in order of decreasing precision."""
 DEFAULT_VARIANTS = ("fp32", "int8")

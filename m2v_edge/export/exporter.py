@@ -30,6 +30,7 @@ from m2v_edge.export.output import check_not_source, check_out_dir, make_staging
 from m2v_edge.export.output import replace as _replace
 from m2v_edge.export.quantize import int4_layout, quantize_table
 from m2v_edge.export.source import FROM_CONFIG, FromConfig, ModelSource, load_source
+from m2v_edge.export.tokenizer_core import write_core_tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -126,6 +127,9 @@ def _write_bundle(src: ModelSource, table: np.ndarray, folder: Path, variants: t
     (folder / TOKENIZER_FILE).write_text(json.dumps(tokenizer_json, ensure_ascii=False), encoding="utf-8")
     tokenizer = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
     unk_id = _unk_id(tokenizer, tokenizer_json)
+    core_tokenizer = write_core_tokenizer(
+        folder, tokenizer_json, tokenizer, id_limit=src.vocab_size, max_length=src.max_length
+    )
     entries, tables = {}, {}
     for variant in variants:
         stored = quantize_table(table, variant)
@@ -163,6 +167,7 @@ def _write_bundle(src: ModelSource, table: np.ndarray, folder: Path, variants: t
         exporter_version=__version__,
         extra=_facts(src, table, variants),
         truncated_from=int(src.table.shape[1]) if table.shape[1] < src.table.shape[1] else None,
+        core_tokenizer=core_tokenizer,
     )
     write_manifest(folder, manifest)
 

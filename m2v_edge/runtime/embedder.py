@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -11,13 +12,14 @@ from typing import Any
 
 import numpy as np
 
-from m2v_edge.bundle import ATTENTION_MASK, INPUT_IDS, OUTPUT, Manifest, read_manifest, verify_model, verify_tokenizer
+from m2v_edge.bundle import ATTENTION_MASK, INPUT_IDS, OUTPUT, Manifest, read_manifest, verify_model
 from m2v_edge.device_profiles import Profile, resolve_profile
 from m2v_edge.errors import BundleError
 from m2v_edge.models import resolve_bundle
 from m2v_edge.runtime.encode_options import UNSET, EncodeOptions, encode_options
 from m2v_edge.runtime.session import build_session
-from m2v_edge.runtime.tokens import BundleTokenizer, TokenBatch
+from m2v_edge.runtime.token_batch import TokenBatch
+from m2v_edge.runtime.tokenizing import BundleTokenizing, TokenizingPath, open_tokenizer, path_name
 from m2v_edge.runtime.zero_vectors import zero_rows, zero_vector_message
 
 logger = logging.getLogger(__name__)
@@ -49,6 +51,8 @@ class EdgeEmbedder:
     :param threads: onnxruntime intra-op threads; default: the profile's.
     :param profile: `"auto"` (detect the device), a profile name, a profile TOML path or a `Profile`.
     :param token_budget: most padded tokens per onnxruntime call; default: the profile's.
+    :param tokenizing: which path gives the token ids: `"auto"` (the native core when the bundle allows it), or
+        `"native"`, `"python"`, `"tokenizers"` (see `m2v_edge.runtime.tokenizing`); all give the same ids.
     """
 
     def __init__(
@@ -59,6 +63,7 @@ class EdgeEmbedder:
         threads: int | None = None,
         profile: str | Path | Profile | None = "auto",
         token_budget: int | None = None,
+        tokenizing: TokenizingPath = "auto",
     ) -> None:
         self.bundle_dir = resolve_bundle(bundle)
         self.manifest: Manifest = read_manifest(self.bundle_dir)
@@ -70,11 +75,16 @@ class EdgeEmbedder:
         if budget < 1:
             raise ValueError(f"token_budget must be >= 1, got {budget}")
         self.token_budget: int = budget
-        self._tokenizer = BundleTokenizer(
-            verify_tokenizer(self.bundle_dir, self.manifest),
-            self.manifest.max_length,
+        self._tokenizer = open_tokenizer(
+            self.bundle_dir,
+            self.manifest,
+            path=tokenizing,
             ascii_fast_path=self.profile.encoding.ascii_fast_path,
+            threads=threads if threads is not None else self.profile.session.intra_op_threads,
         )
+        self.tokenizing: str = path_name(self._tokenizer)
+        """The path that gives this embedder's token ids: native, python or tokenizers."""
+        self._tokenizing_asked = tokenizing
         model_path = verify_model(self.bundle_dir, self.manifest, self.variant)
         try:
             self.session = build_session(model_path, self.profile.session, threads=threads)
@@ -90,6 +100,7 @@ class EdgeEmbedder:
             "threads": self._threads,
             "profile": self.profile,
             "token_budget": self.token_budget,
+            "tokenizing": self._tokenizing_asked,
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -258,11 +269,16 @@ class EdgeEmbedder:
         return TokenBatch(tokens.ids, tokens.offsets, np.minimum(tokens.lengths, max_length))
 
     @cached_property
-    def _untruncated_tokenizer(self) -> BundleTokenizer:
-        """The bundle's tokenizer without truncation, for calls that keep more tokens than the bundle's `max_length`;
-        made on first use."""
-        path = verify_tokenizer(self.bundle_dir, self.manifest)
-        return BundleTokenizer(path, None, ascii_fast_path=self.profile.encoding.ascii_fast_path)
+    def _untruncated_tokenizer(self) -> BundleTokenizing:
+        """This embedder's tokenizing path without truncation, for calls that keep more tokens than the bundle's
+        `max_length`; made on first use."""
+        return open_tokenizer(
+            self.bundle_dir,
+            dataclasses.replace(self.manifest, max_length=None),
+            path=self.tokenizing,  # type: ignore[arg-type]
+            ascii_fast_path=self.profile.encoding.ascii_fast_path,
+            threads=self._threads if self._threads is not None else self.profile.session.intra_op_threads,
+        )
 
     def _id_lists(self, tokens: TokenBatch) -> list[list[int]]:
         """Each text's token ids as a list, the unknown token dropped (as model2vec drops it after truncating)."""

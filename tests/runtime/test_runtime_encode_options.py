@@ -20,9 +20,10 @@ MAX_LENGTHS = [1, 7, 100, 511, 512, 513, 1000, None]
 """Below, at and above potion's 512 tokens, and no truncation at all."""
 
 
-@pytest.fixture(scope="module")
-def potion(potion_bundle: Path) -> EdgeEmbedder:
-    return EdgeEmbedder(potion_bundle, variant="fp32", profile="generic")
+@pytest.fixture(scope="module", params=["native", "python", "tokenizers"])
+def potion(potion_bundle: Path, request: pytest.FixtureRequest) -> EdgeEmbedder:
+    """potion-base-8M fp32, along each tokenizing path (per-call truncation is applied to every path's ids)."""
+    return EdgeEmbedder(potion_bundle, variant="fp32", profile="generic", tokenizing=request.param)
 
 
 @pytest.fixture(scope="module")
