@@ -117,6 +117,13 @@ typedef struct m2v_vocab {
      * used only when ascii_fast is set (every op maps ASCII one byte at a time). */
     int ascii_fast;
     uint16_t ascii_map[128];
+    /* ASCII texts through BertPreTokenizer + WordPiece in one pass (pipeline.c), when the pipeline is exactly that
+     * (normalizer on ascii_map, no normalized added tokens): ascii_class[b] is 0 for a word byte, 1 whitespace,
+     * 2 punctuation; added_first[b] marks bytes that start a raw added token (texts holding one take the general
+     * path). */
+    int ascii_wordpiece;
+    uint8_t ascii_class[128];
+    uint8_t added_first[256];
 } m2v_vocab;
 
 /* Open a mapped tokenizer file: check it whole and fill `v`. Returns NULL, or a message saying what is wrong. */

@@ -7,6 +7,7 @@
  *     .normalize(text), .pre_tokenize(text)   the pipeline's stages on one text (for tests and diagnostics)
  *   Pooler(...)                    a variant's mapped arrays (see m2v_pool.h), checked
  *   double_array(labels, children, values) -> units   (export) a breadth-first trie as the file's double array
+ *   batches(ids, offsets, lengths, budget)   the pooling graph's padded batches (module_batches.c)
  *     .embed(tokenizer, text, limit, out)     one text's vector into `out` (float32[dim]); returns the token count
  */
 #include <pthread.h>
@@ -305,6 +306,8 @@ static PyObject *double_array(PyObject *module, PyObject *args) {
 static PyMethodDef module_functions[] = {
     {"double_array", double_array, METH_VARARGS,
      "double_array(labels, children, values) -> units: a breadth-first byte trie as the file's double array"},
+    {"batches", m2v_py_batches, METH_VARARGS,
+     "batches(ids, offsets, lengths, budget) -> [(rows, width, ids, mask)]: padded length-sorted batches"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -254,6 +254,18 @@ static void plan_ascii(m2v_vocab *v) {
     }
 }
 
+static void plan_ascii_wordpiece(m2v_vocab *v) {
+    v->ascii_wordpiece = v->ascii_fast && v->model.kind == M2V_MODEL_WORDPIECE && v->pretokenizer.count == 1 &&
+                         v->pretokenizer.ops[0].op == M2V_PRE_BERT && v->added_normalized.count == 0;
+    for (int b = 0; b < 128; b++) {
+        unsigned flags = m2v_props((uint32_t)b).flags;
+        v->ascii_class[b] = (flags & M2V_WHITESPACE) ? 1 : (flags & M2V_PUNCTUATION) ? 2 : 0;
+    }
+    for (int b = 0; b < 256; b++) {
+        v->added_first[b] = v->added_raw.count > 0 && m2v_trie_child(&v->added_raw, 0, (uint8_t)b) >= 0;
+    }
+}
+
 /* --------------------------------------------------------------------------------------------------- open */
 
 const char *m2v_vocab_open(m2v_vocab *v, const uint8_t *data, uint64_t size) {
@@ -328,5 +340,6 @@ const char *m2v_vocab_open(m2v_vocab *v, const uint8_t *data, uint64_t size) {
         v->prefix_node = node;
     }
     plan_ascii(v);
+    plan_ascii_wordpiece(v);
     return NULL;
 }

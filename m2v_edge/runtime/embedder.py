@@ -16,6 +16,7 @@ from m2v_edge.bundle import ATTENTION_MASK, INPUT_IDS, OUTPUT, Manifest, read_ma
 from m2v_edge.device_profiles import Profile, resolve_profile
 from m2v_edge.errors import BundleError
 from m2v_edge.models import resolve_bundle
+from m2v_edge.runtime.batching import padded_batches
 from m2v_edge.runtime.encode_options import UNSET, EncodeOptions, encode_options
 from m2v_edge.runtime.session import build_session
 from m2v_edge.runtime.token_batch import TokenBatch
@@ -305,26 +306,8 @@ class EdgeEmbedder:
 
     def _pool(self, tokens: TokenBatch, out: np.ndarray) -> None:
         """Run the graph on length-sorted batches of at most `token_budget` padded tokens; fill `out`."""
-        flat, offsets, lengths = tokens.ids, tokens.offsets, tokens.lengths
-        total = len(flat)
-        if not lengths.any():
-            return  # no text has tokens: zero vectors
-        order = np.argsort(lengths, kind="stable")
-        order = order[lengths[order] > 0]  # texts without tokens keep their zero vector
-        sorted_lengths = lengths[order]
-        start = 0
-        while start < len(order):
-            # Rows are sorted by length, so a batch's padded size is (rows) x (length of its last row).
-            padded = np.arange(1, len(order) - start + 1) * sorted_lengths[start:]
-            stop = start + max(1, int(np.searchsorted(padded, self.token_budget, side="right")))
-            rows = order[start:stop]
-            width = int(sorted_lengths[stop - 1])
-            columns = np.arange(width)
-            mask = columns < lengths[rows, None]
-            # Padding positions point at a real token (masked out by the graph), never out of range.
-            ids = flat[np.minimum(offsets[rows, None] + columns, total - 1)]
-            out[rows] = self._run(ids, mask.astype(np.int64))
-            start = stop
+        for rows, ids, mask in padded_batches(tokens, self.token_budget):
+            out[rows] = self._run(ids, mask)
 
     def _run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         return self.session.run([OUTPUT], {INPUT_IDS: ids, ATTENTION_MASK: mask})[0]

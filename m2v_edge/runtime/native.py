@@ -15,7 +15,7 @@ from __future__ import annotations
 import mmap
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +63,15 @@ def double_array(labels: bytes, children: bytes, values: bytes) -> bytes:
     if not available():
         raise BundleError(unavailable_reason())
     return _core.double_array(labels, children, values)
+
+
+def batches(tokens: TokenBatch, budget: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The pooling graph's batches (see `m2v_edge.runtime.batching`), built by the core: (rows, ids, mask)."""
+    arrays = (np.ascontiguousarray(a, dtype=np.int64) for a in (tokens.ids, tokens.offsets, tokens.lengths))
+    for rows, width, padded, mask in _core.batches(*arrays, budget):
+        indices = np.frombuffer(rows, dtype=np.int64)
+        shape = (len(indices), width)
+        yield indices, _int64(padded).reshape(shape), _int64(mask).reshape(shape)
 
 
 class NativeTokenizer:
@@ -114,6 +123,10 @@ class NativeTokenizer:
     def pre_tokenize(self, text: str) -> list[str]:
         """The pre-tokenizer's pieces of `text`, for tests and diagnostics."""
         return self._core.pre_tokenize(_cleaned([text])[0])
+
+
+def _int64(data: bytes) -> np.ndarray:
+    return np.frombuffer(data, dtype=np.int64)
 
 
 def _cleaned(texts: Sequence[str]) -> list[str]:
