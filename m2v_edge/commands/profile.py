@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from m2v_edge.commands.progress import Progress
+from m2v_edge.commands.progress import Progress, show_progress
 from m2v_edge.device_profiles import (
     ENV_VAR,
     explain_detection,
@@ -54,6 +54,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tune.add_argument("--latency-samples", type=_count, default=50, help="single-text calls per latency measurement")
     tune.add_argument("--write", action="store_true", help="save the best setting as a user profile")
     tune.add_argument("--name", default="tuned", help="name of the saved profile (default tuned)")
+    tune.add_argument(
+        "--progress", action=argparse.BooleanOptionalAction, default=None,
+        help="show a progress bar on stderr (default: when stderr is a terminal)",
+    )
     tune.set_defaults(handler=_tune)
 
 
@@ -175,9 +179,9 @@ def _on(flag: bool) -> str:
     return "on" if flag else "off"
 
 
-def _tune_progress() -> Callable[[int, int, TuneSetting, TuneResult | None], None]:
-    """Report each setting as it starts (named) and ends (counted) on a progress bar."""
-    bar = Progress("tuning", True, unit="setting")
+def _tune_progress(enabled: bool) -> Callable[[int, int, TuneSetting, TuneResult | None], None]:
+    """Report each setting as it starts (named) and ends (counted) on a progress bar (when `enabled`)."""
+    bar = Progress("tuning", enabled, unit="setting")
 
     def report(done: int, total: int, setting: TuneSetting, result: TuneResult | None) -> None:
         bar.update(done, total, f"{setting.threads}t {setting.variant} {setting.token_budget}")
@@ -207,7 +211,7 @@ def _tune(args: argparse.Namespace) -> int:
         profile=base,
         min_seconds=args.min_seconds,
         latency_samples=args.latency_samples,
-        progress=_tune_progress(),
+        progress=_tune_progress(show_progress(args.progress)),
     )
     best = best_result(results, args.objective)
     count = len(texts) if texts is not None else len(corpus_texts())
