@@ -8,7 +8,7 @@
 #include "m2v_unicode.h"
 
 int m2v_reserve(void **data, size_t *cap, size_t need, size_t item) {
-    if (need <= *cap) return 0;
+    if (need <= *cap && *data != NULL) return 0; /* a reserved array is never NULL, even when empty: NULL + 0 is UB */
     size_t grown = *cap ? *cap * 2 : 64;
     if (grown < need) grown = need;
     if (grown > SIZE_MAX / item) return -1;
