@@ -78,7 +78,14 @@ def open_tokenizer(
     if path in ("auto", "native") and not refusal:
         assert manifest.core_tokenizer is not None and manifest.core_tokenizer.file is not None
         file = verify_file(bundle_dir, manifest.core_tokenizer.file)
-        return native.NativeTokenizer(file, manifest.max_length, threads=threads)
+        tokenizer = native.NativeTokenizer(file, manifest.max_length, threads=threads)
+        if tokenizer.id_limit != manifest.vocab_size:  # its ids would index past the table, or another vocabulary
+            raise BundleError(
+                f"{file} was compiled for a table of {tokenizer.id_limit} rows but this bundle's has "
+                f"{manifest.vocab_size} (manifest vocab_size): the file does not belong to this bundle; "
+                "re-export the bundle or copy it again"
+            )
+        return tokenizer
     if path == "auto":
         _log_once(bundle_dir, refusal)
     from m2v_edge.runtime.tokens import BundleTokenizer  # imported here: the native path never loads tokenizers
