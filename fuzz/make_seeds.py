@@ -27,16 +27,16 @@ import sys
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
-from tokenizers import AddedToken, Tokenizer, models, normalizers, pre_tokenizers
+from tokenizers import AddedToken, Tokenizer, normalizers, pre_tokenizers
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from helpers.charsmap import build_charsmap, precompiled_spec  # noqa: E402
-from helpers.tiny_models import EDGE_TEXTS, build_tokenizer  # noqa: E402
+from helpers.charsmap import build_charsmap
+from helpers.tiny_models import EDGE_TEXTS, build_tokenizer
 
-from m2v_edge.export.tokenizer_core import write_core_tokenizer  # noqa: E402
-from m2v_edge.export.tokenizer_file import compile_tokenizer  # noqa: E402
+from m2v_edge.export.tokenizer_core import write_core_tokenizer
+from m2v_edge.export.tokenizer_file import compile_tokenizer
 
 POTION = REPO / "models" / "potion-base-8M" / "tokenizer.json"
 SURROGATE = re.compile("[\ud800-\udfff]")
@@ -92,7 +92,8 @@ def small_unigram(tokenlearn: dict) -> Tokenizer:
 def every_op_unigram() -> Tokenizer:
     """A Unigram over a made-up vocabulary whose normalizer and pre-tokenizer use every other op the core has."""
     tokenizer = build_tokenizer("unigram")
-    charsmap = build_charsmap({"Ａ": "a", "ﬁ": "fi", "①": "1", "e\u0301": "é", "™": "TM", "\u3000": " ", "ß": "ss"})
+    rules = {"Ａ": "a", "ﬁ": "fi", "①": "1", "e\u0301": "é", "™": "TM", "\u3000": " ", "ß": "ss"}
+    charsmap = build_charsmap(rules)
     tokenizer.normalizer = normalizers.Sequence([
         normalizers.Precompiled(list(charsmap)), normalizers.NFKC(), normalizers.Replace("``", '"'),
         normalizers.Strip(left=True, right=False), normalizers.Prepend("▁"), normalizers.NFC(),

@@ -43,7 +43,7 @@ def mapped(monkeypatch: pytest.MonkeyPatch) -> list[int]:
             return getattr(core, name)
 
         @staticmethod
-        def Tokenizer(buffer):  # noqa: N802 (the extension's class name)
+        def Tokenizer(buffer):
             sizes.append(len(buffer))
             return core.Tokenizer(buffer)
 
