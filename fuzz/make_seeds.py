@@ -27,16 +27,15 @@ import sys
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
-from tokenizers import AddedToken, Tokenizer, normalizers, pre_tokenizers
+from tokenizers import AddedToken, Tokenizer
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from helpers.charsmap import build_charsmap
+from helpers.native_files import compiled, every_op_unigram, every_op_wordpiece
 from helpers.tiny_models import EDGE_TEXTS, build_tokenizer
 
 from m2v_edge.export.tokenizer_core import write_core_tokenizer
-from m2v_edge.export.tokenizer_file import compile_tokenizer
 
 POTION = REPO / "models" / "potion-base-8M" / "tokenizer.json"
 SURROGATE = re.compile("[\ud800-\udfff]")
@@ -61,13 +60,6 @@ def exported(tokenizer_json: dict, id_limit: int) -> bytes:
         return (Path(folder) / decision.file.file).read_bytes()
 
 
-def compiled(tokenizer: Tokenizer) -> bytes:
-    """tokenizer.m2v compiled by the exporter from a tokenizers object (no check against tokenizers: these files
-    exist to reach every op of the core, not to match tokenizers on every text)."""
-    spec = json.loads(tokenizer.to_str())
-    return compile_tokenizer(spec, Tokenizer.from_str(json.dumps(spec)), tokenizer.get_vocab_size())
-
-
 def tokenlearn_json() -> dict:
     sys.path.insert(0, str(REPO))
     from bench.multilingual_model import tokenlearn_tokenizer_file
@@ -86,42 +78,6 @@ def small_unigram(tokenlearn: dict) -> Tokenizer:
     tokenizer.add_tokens([AddedToken("<mask>", single_word=True, lstrip=True, rstrip=True, normalized=False),
                           AddedToken("ｑｕｉｃｋ", normalized=True, lstrip=True),
                           AddedToken("fox!", normalized=True, rstrip=True, single_word=True)])
-    return tokenizer
-
-
-def every_op_unigram() -> Tokenizer:
-    """A Unigram over a made-up vocabulary whose normalizer and pre-tokenizer use every other op the core has."""
-    tokenizer = build_tokenizer("unigram")
-    rules = {"Ａ": "a", "ﬁ": "fi", "①": "1", "e\u0301": "é", "™": "TM", "\u3000": " ", "ß": "ss"}
-    charsmap = build_charsmap(rules)
-    tokenizer.normalizer = normalizers.Sequence([
-        normalizers.Precompiled(list(charsmap)), normalizers.NFKC(), normalizers.Replace("``", '"'),
-        normalizers.Strip(left=True, right=False), normalizers.Prepend("▁"), normalizers.NFC(),
-    ])
-    tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split("--", behavior="merged_with_next"), pre_tokenizers.Punctuation(behavior="contiguous"),
-        pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.CharDelimiterSplit("|"),
-        pre_tokenizers.Split("▁▁", behavior="merged_with_previous", invert=True),
-        pre_tokenizers.Metaspace(prepend_scheme="never", split=False),
-    ])
-    tokenizer.add_tokens([AddedToken("[[x]]", lstrip=True, rstrip=True), AddedToken("the", single_word=True)])
-    return tokenizer
-
-
-def every_op_wordpiece() -> Tokenizer:
-    """The tiny WordPiece with the normalizers and pre-tokenizers the BERT pipeline does not use."""
-    tokenizer = build_tokenizer("wordpiece")
-    tokenizer.normalizer = normalizers.Sequence([
-        normalizers.NFD(), normalizers.StripAccents(), normalizers.Lowercase(), normalizers.NFKD(),
-        normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=False, lowercase=False),
-        normalizers.Strip(),
-    ])
-    tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Whitespace(), pre_tokenizers.Split("er", behavior="removed"),
-        pre_tokenizers.Split("in", behavior="isolated"), pre_tokenizers.Digits(individual_digits=False),
-        pre_tokenizers.Punctuation(behavior="merged_with_previous"),
-    ])
-    tokenizer.add_tokens([AddedToken("quick brown", normalized=True, lstrip=True), AddedToken("##", rstrip=True)])
     return tokenizer
 
 
