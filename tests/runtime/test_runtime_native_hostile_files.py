@@ -34,6 +34,7 @@ from helpers.m2v_file import (
 )
 
 from m2v_edge.runtime import EdgeEmbedder, native
+from m2v_edge.runtime.native import NativeTokenizer
 
 if os.environ.get(native.SWITCH) == "0":
     pytest.skip("the native core is turned off (M2V_EDGE_NATIVE=0)", allow_module_level=True)
@@ -44,8 +45,9 @@ UNREACHABLE = {
     "too many strings": "needs a string table of 2**32 entries (a 32 GiB file)",
     "too many added tokens": "needs 2**31 added tokens (a 16 GiB file)",
     "precompiled charsmap too large": "needs a 4 GiB charsmap",
+    "tokenizer file not 8-byte aligned in memory": "a mapped file is page-aligned (test_runtime_native_buffers.py)",
 }
-"""Checks no file on this machine can reach: they guard 32-bit counts against files larger than 4 GiB."""
+"""Checks no mapped file on this machine can reach (most guard 32-bit counts against files larger than 4 GiB)."""
 
 
 def used(f: M2VFile, kind: int = VOCAB) -> int:
@@ -190,6 +192,22 @@ def test_a_legal_neighbour_loads(bundle: Path, name: str, craft) -> None:
     install(bundle, "tokenizer.m2v", craft(M2VFile((bundle / "tokenizer.m2v").read_bytes())))
     embedder = EdgeEmbedder(bundle, tokenizing="native")
     assert embedder.encode(["the quick brown fox", "Ａ café ▁"]).shape == (2, 16)
+
+
+@pytest.mark.parametrize(("unit", "was"), [(1, "x\ufffdéy"), (3, "x\ufffdy"), (100, "xy")])
+def test_a_charsmap_unit_without_the_leaf_mark_replaces_nothing(bundle: Path, unit: int, was: str) -> None:
+    """The loader checks the string pointer of every leaf unit (bit 31 set), the only kind darts-clone writes; the
+    lookup used to read any unit below a has-leaf node as a pointer: into the middle of a character (a broken UTF-8
+    sequence) or past the strings (the character deleted)."""
+    genuine = M2VFile((bundle / "tokenizer.m2v").read_bytes())
+    blob = bytearray(build_charsmap({"Ａ": "éé"}))
+    path = install(bundle, "tokenizer.m2v", genuine.rebuilt(PRECOMPILED=bytes(blob), NORMALIZER=ops((11, 0, 0, 0))))
+    assert NativeTokenizer(path, None).normalize("xＡy") == "xééy"
+    size = struct.unpack_from("<I", blob)[0]
+    leaf = next(4 + 4 * i for i in range(size // 4) if struct.unpack_from("<I", blob, 4 + 4 * i)[0] >> 31)
+    struct.pack_into("<I", blob, leaf, unit)
+    path = install(bundle, "tokenizer.m2v", genuine.rebuilt(PRECOMPILED=bytes(blob), NORMALIZER=ops((11, 0, 0, 0))))
+    assert NativeTokenizer(path, None).normalize("xＡy") == "xＡy", f"before the fix: {was!r}"
 
 
 def test_every_check_of_the_loader_has_a_crafted_file() -> None:

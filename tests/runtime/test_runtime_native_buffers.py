@@ -1,10 +1,12 @@
-"""The native core's Pooler (m2v_edge/_native/pool.c) refuses arrays that disagree with the sizes it is given,
-before it reads a row: here, sizes whose product wraps around 2**64 (found by fuzz/fuzz_pool.c)."""
+"""The native core's objects refuse buffers that disagree with what they are told, before reading them: pooling
+arrays whose sizes wrap around 2**64 (found by fuzz/fuzz_pool.c), a tokenizer file that is not 8-byte aligned in
+memory (its sections hold u32 and f64 values; a mapped file is always aligned, another buffer need not be)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers.native_files import compiled, every_op_wordpiece
 
 _core = pytest.importorskip("m2v_edge._core", reason="the native core is not built in this installation")
 
@@ -25,3 +27,13 @@ def test_rows_whose_table_size_wraps_around_are_refused(kind: int, dtype: type, 
     assert ((6 + wrap) * dim * table.itemsize) % 2**64 == table.nbytes
     with pytest.raises(ValueError, match="table size does not match rows x dim"):
         pooler(table, kind, 6 + wrap, dim)  # before the fix: accepted, and any id >= 6 read past the table
+
+
+def test_a_tokenizer_file_out_of_alignment_is_refused() -> None:
+    data = compiled(every_op_wordpiece())
+    aligned = np.zeros(len(data) + 8, dtype=np.uint8)  # numpy aligns its buffers to at least 8 bytes
+    aligned[: len(data)] = np.frombuffer(data, dtype=np.uint8)
+    assert _core.Tokenizer(aligned[: len(data)]).encode("the quick brown fox", -1)
+    aligned[1 : len(data) + 1] = np.frombuffer(data, dtype=np.uint8)
+    with pytest.raises(ValueError, match="not 8-byte aligned in memory"):
+        _core.Tokenizer(aligned[1 : len(data) + 1])
