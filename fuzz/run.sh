@@ -20,10 +20,13 @@ PYTHON=${PYTHON:-.venv/bin/python}
 CACHE=.cache/fuzz
 CLANG=${CLANG:-}
 
+PROBE='int LLVMFuzzerTestOneInput(const char *data, long size) { return 0; }'
+
+# A clang that links libFuzzer here (the compiler and its runtime are separate Debian packages).
 find_clang() {
     for candidate in ${CLANG:-} clang clang-19 clang-18 clang-17 clang-16 clang-15 clang-14; do
-        if command -v "$candidate" >/dev/null && echo 'int LLVMFuzzerTestOneInput(const char *d, long n) { return 0; }' |
-            "$candidate" -x c -fsanitize=fuzzer -o /dev/null - 2>/dev/null; then
+        if command -v "$candidate" >/dev/null &&
+            echo "$PROBE" | "$candidate" -x c -fsanitize=fuzzer -o /dev/null - 2>/dev/null; then
             echo "$candidate"
             return 0
         fi
@@ -62,7 +65,8 @@ for harness in "${HARNESSES[@]}"; do
     fi
     corpus=$CACHE/corpus/$harness
     mkdir -p "$corpus"
-    max_len=$(find "$CACHE/seeds/$harness" -type f -printf '%s\n' | sort -n | tail -1)
+    max_len=4096 # texts and pooling arrays; tokenizer files: the largest seed file
+    [ "$harness" != vocab ] || max_len=$(find "$CACHE/seeds/vocab" -type f -printf '%s\n' | sort -n | tail -1)
     log=$CACHE/$harness.log
     echo "fuzz: $harness: ${SECONDS_PER_HARNESS}s (log: $log)"
     if ! "$binary" -max_total_time="$SECONDS_PER_HARNESS" -timeout=20 -rss_limit_mb=2048 -max_len="$max_len" \
