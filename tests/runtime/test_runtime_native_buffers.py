@@ -6,7 +6,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers.native_files import compiled, every_op_wordpiece
+from helpers.m2v_file import (
+    FREE,
+    MODEL,
+    MODEL_RECORD,
+    ROOT,
+    STRING_TABLE,
+    STRINGS,
+    UNIT,
+    VOCAB,
+    layout,
+    string_sections,
+)
 
 _core = pytest.importorskip("m2v_edge._core", reason="the native core is not built in this installation")
 
@@ -30,10 +41,14 @@ def test_rows_whose_table_size_wraps_around_are_refused(kind: int, dtype: type, 
 
 
 def test_a_tokenizer_file_out_of_alignment_is_refused() -> None:
-    data = compiled(every_op_wordpiece())
-    aligned = np.zeros(len(data) + 8, dtype=np.uint8)  # numpy aligns its buffers to at least 8 bytes
-    aligned[: len(data)] = np.frombuffer(data, dtype=np.uint8)
-    assert _core.Tokenizer(aligned[: len(data)]).encode("the quick brown fox", -1)
-    aligned[1 : len(data) + 1] = np.frombuffer(data, dtype=np.uint8)
+    # The smallest WordPiece: no pre-tokenizer, a vocabulary of only the root: every text is one unknown id 0.
+    root_only = UNIT.pack(0, ROOT, -1) + UNIT.pack(0, FREE, -1) * 255
+    strings = string_sections([b"##"])
+    data = layout({MODEL: MODEL_RECORD.pack(1, 0, 0, 100, 0, 1, 0, 0, 0.0), VOCAB: root_only,
+                   STRING_TABLE: strings["STRING_TABLE"], STRINGS: strings["STRINGS"]})
+    memory = np.zeros(len(data) + 8, dtype=np.uint8)  # numpy aligns its buffers to at least 8 bytes
+    memory[: len(data)] = np.frombuffer(data, dtype=np.uint8)
+    assert _core.Tokenizer(memory[: len(data)]).encode("the quick brown fox", -1) == [0]
+    memory[1 : len(data) + 1] = np.frombuffer(data, dtype=np.uint8)
     with pytest.raises(ValueError, match="not 8-byte aligned in memory"):
-        _core.Tokenizer(aligned[1 : len(data) + 1])
+        _core.Tokenizer(memory[1 : len(data) + 1])
