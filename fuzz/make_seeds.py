@@ -53,8 +53,8 @@ def exported(tokenizer_json: dict, id_limit: int) -> bytes:
     with TemporaryDirectory() as folder:
         path = Path(folder) / "tokenizer.json"
         path.write_text(json.dumps(spec, ensure_ascii=False), encoding="utf-8")
-        decision = write_core_tokenizer(Path(folder), spec, Tokenizer.from_file(str(path)), id_limit=id_limit,
-                                        max_length=512)
+        decision = write_core_tokenizer(Path(folder), spec=spec, tokenizer=Tokenizer.from_file(str(path)),
+                                        id_limit=id_limit, max_length=512)
         if decision.file is None:
             raise SystemExit(f"the export refused a seed tokenizer: {decision.reason}")
         return (Path(folder) / decision.file.file).read_bytes()

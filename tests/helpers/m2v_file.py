@@ -53,6 +53,7 @@ class M2VFile:
         self.sections = {e.kind: data[e.offset : e.offset + e.item * e.count] for e in self.entries}
 
     def entry(self, kind: int) -> Entry:
+        """The section-table row of a section kind."""
         return next(e for e in self.entries if e.kind == kind)
 
     # ------------------------------------------------------------------------------------------- reading
@@ -87,6 +88,7 @@ class M2VFile:
         return self.patched(entry.offset + index * entry.item + field, fmt, *values)
 
     def patched_model(self, **fields: int) -> bytes:
+        """The file with fields of the model record changed (MODEL_FIELDS)."""
         values = dict(zip(MODEL_FIELDS, MODEL_RECORD.unpack(self.sections[MODEL])[:6], strict=True)) | fields
         return self.patched(self.entry(MODEL).offset, "<IiIIII", *values.values())
 
@@ -119,6 +121,7 @@ def layout(sections: dict[int, bytes]) -> bytes:
 
 
 def ops(*records: tuple[int, int, int, int]) -> bytes:
+    """A NORMALIZER or PRETOKENIZER payload: (op, flags, arg1, arg2) records."""
     return b"".join(OP.pack(*record) for record in records)
 
 
