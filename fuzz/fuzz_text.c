@@ -2,8 +2,9 @@
  *
  * The files are read once from the folder named by M2V_FUZZ_FILES (every *.m2v in it; fuzz/make_seeds.py writes
  * them: potion-base-8M's WordPiece, tokenlearn's Unigram with its Precompiled charsmap, and small files that use
- * every op). The input's first byte picks the file and the truncation limit; the rest is the text, any bytes (the
- * runtime hands the core valid UTF-8, but the core must not misbehave on anything). */
+ * every op, in name order). The input's first byte picks the file (its low 4 bits, modulo the file count) and the
+ * truncation limit (1 + its high 4 bits); the rest is the text, any bytes (the runtime hands the core valid UTF-8,
+ * but the core must not misbehave on anything). */
 #define _DEFAULT_SOURCE /* scandir */
 #include <dirent.h>
 
@@ -65,7 +66,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size == 0) return 0;
-    const m2v_vocab *v = &vocabs[data[0] % file_count];
+    const m2v_vocab *v = &vocabs[(data[0] & 15u) % file_count];
     int64_t limit = 1 + (data[0] >> 4);
     uint8_t *text = fuzz_copy(data + 1, size - 1);
     m2v_work w = {0};

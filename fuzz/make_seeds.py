@@ -10,7 +10,8 @@ writes
                         (`compile_tokenizer`) that use every normalizer and pre-tokenizer op, added tokens with each
                         flag, byte fallback and a small charsmap
   OUT/vocab/            the loader fuzzer's seeds: the small files, and truncated and bit-flipped copies of them
-  OUT/text/             the text fuzzer's seeds: Debian descriptions in eleven languages, added-token texts, edge cases
+  OUT/text/             the text fuzzer's seeds: Debian descriptions in eleven languages, added-token texts, edge cases,
+                        each once for each file
   OUT/pool/             the pooler fuzzer's seeds (see fuzz_pool.c for their layout)
 
 The same arguments give the same bytes. Needs the dev extra (tokenizers, tokenlearn-static-model) and the core.
@@ -161,7 +162,10 @@ def main() -> None:
         for index, copy in enumerate(damaged(data, rng)):
             (args.out / "vocab" / f"{name}-damaged{index}.m2v").write_bytes(copy)
     for index, text in enumerate(texts(args.shared)):
-        (args.out / "text" / f"text{index:03d}.txt").write_bytes(SURROGATE.sub("\ufffd", text).encode("utf-8"))
+        for file in range(len(large) + len(small)):  # each text with each file (fuzz_text.c: the first byte)
+            selector = bytes([file | (index % 16) << 4])
+            data = selector + SURROGATE.sub("\ufffd", text).encode("utf-8")
+            (args.out / "text" / f"text{index:03d}-file{file}.txt").write_bytes(data)
     for index, seed in enumerate(pool_seeds()):
         (args.out / "pool" / f"pool{index:02d}.bin").write_bytes(seed)
     sizes = ", ".join(f"{name} {len(data) // 1024} KiB" for name, data in {**large, **small}.items())
