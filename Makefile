@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: demo test test-arm64 bench bench-smoke quality dist clean
+.PHONY: demo test test-arm64 fuzz bench bench-smoke quality dist clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,12 @@ test: $(VENV)/.installed-dev+milvus
 # rebuild. Installs qemu-user-static and debootstrap with apt-get if they are missing (needs root).
 test-arm64: $(VENV)/.installed-dev+milvus
 	HOST_PYTHON=$(abspath $(PY)) bash scripts/arm64/run_tests.sh
+
+# libFuzzer on the native core (fuzz/): the tokenizer-file loader, texts given to real tokenizer files, the pooler;
+# FUZZ_SECONDS per harness. A crash, sanitizer report or failed check fails it (fuzz/run.sh; installs clang if missing).
+FUZZ_SECONDS ?= 60
+fuzz: $(VENV)/.installed-dev+milvus
+	PYTHON=$(abspath $(PY)) bash fuzz/run.sh $(FUZZ_SECONDS)
 
 bench: $(VENV)/.installed-dev+bench
 	$(PY) -m bench
