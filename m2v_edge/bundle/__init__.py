@@ -36,7 +36,6 @@ from m2v_edge.bundle.layout import (
     DATA_ALIGNMENT,
     INT4_PACKING,
     ArrayEntry,
-    DataFile,
     Int4Packing,
     TableFile,
 )
@@ -64,7 +63,6 @@ __all__ = [
     "TOKENIZER_FILE",
     "VARIANTS",
     "ArrayEntry",
-    "DataFile",
     "FileEntry",
     "Int4Packing",
     "Manifest",
