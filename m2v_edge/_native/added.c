@@ -39,8 +39,8 @@ int m2v_split_added(const m2v_vocab *v, const m2v_trie *trie, const uint8_t *tex
         for (size_t k = i; k < n; k++) {
             node = m2v_trie_child(trie, node, text[k]);
             if (node < 0) break;
-            if (trie->values[node] >= 0) {
-                found = trie->values[node];
+            if (trie->units[node].value >= 0) {
+                found = trie->units[node].value;
                 stop = k + 1;
             }
         }

@@ -20,6 +20,10 @@
 
 #include "m2v_format.h"
 
+/* The core's version: raised whenever a change to the core could change any id it gives (new Unicode tables, a
+ * fixed rule). An export records it with its decision; a runtime with another version does not use the file. */
+#define M2V_CORE_VERSION 1
+
 /* Growable arrays. */
 typedef struct {
     uint8_t *data;
@@ -53,35 +57,31 @@ static inline int m2v_bytes_put(m2v_bytes *b, const uint8_t *src, size_t n) {
     return 0;
 }
 
-/* A byte trie of the file's layout (m2v_format.h), checked by vocab.c. */
+/* A double-array trie of the file's layout (m2v_format.h), checked by vocab.c: node n's child along byte b is
+ * unit units[n].base ^ b when that unit's check is n. The root is unit 0. */
 typedef struct {
-    const uint8_t *labels;
-    const uint32_t *children;
-    const int32_t *values;
-    uint32_t count;          /* nodes; 0 when the trie is absent */
-    int32_t root_child[256]; /* the root's children by byte, -1 where none (filled by vocab.c) */
+    uint32_t base;
+    uint32_t check; /* the parent's unit; M2V_UNIT_FREE for an unused unit, M2V_UNIT_ROOT for the root */
+    int32_t value;  /* the id of the string spelled from the root to this node, or -1 */
+} m2v_unit;
+#define M2V_UNIT_FREE 0xFFFFFFFFu
+#define M2V_UNIT_ROOT 0xFFFFFFFEu
+
+typedef struct {
+    const m2v_unit *units;
+    uint32_t count; /* units, a multiple of 256; 0 when the trie is absent */
 } m2v_trie;
 
 /* The child of `node` along byte `label`, or -1. */
 static inline int32_t m2v_trie_child(const m2v_trie *t, int32_t node, uint8_t label) {
-    if (node == 0) return t->root_child[label];
-    uint32_t lo = t->children[node], hi = t->children[node + 1];
-    while (hi - lo > 8) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        uint8_t found = t->labels[mid];
-        if (found == label) return (int32_t)mid;
-        if (found < label) {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    for (; lo < hi; lo++) {
-        if (t->labels[lo] == label) return (int32_t)lo;
-        if (t->labels[lo] > label) break;
-    }
-    return -1;
+    uint32_t unit = t->units[node].base ^ label;
+    return t->units[unit].check == (uint32_t)node ? (int32_t)unit : -1;
 }
+
+/* Build a double array from a breadth-first byte trie (node 0 the root; node n's children are children[n] ..
+ * children[n+1]-1, labels increasing). On success *out (malloc'd) holds *size units. */
+int m2v_build_double_array(const uint8_t *labels, const uint32_t *children, const int32_t *values, uint32_t nodes,
+                           m2v_unit **out, uint32_t *size);
 
 /* The value of the whole string `s` in the trie, or -1. */
 int32_t m2v_trie_lookup(const m2v_trie *t, const uint8_t *s, size_t n);
@@ -117,6 +117,13 @@ typedef struct m2v_vocab {
      * used only when ascii_fast is set (every op maps ASCII one byte at a time). */
     int ascii_fast;
     uint16_t ascii_map[128];
+    /* ASCII texts through BertPreTokenizer + WordPiece in one pass (pipeline.c), when the pipeline is exactly that
+     * (normalizer on ascii_map, no normalized added tokens): ascii_class[b] is 0 for a word byte, 1 whitespace,
+     * 2 punctuation; added_first[b] marks bytes that start a raw added token (texts holding one take the general
+     * path). */
+    int ascii_wordpiece;
+    uint8_t ascii_class[128];
+    uint8_t added_first[256];
 } m2v_vocab;
 
 /* Open a mapped tokenizer file: check it whole and fill `v`. Returns NULL, or a message saying what is wrong. */

@@ -23,15 +23,15 @@
  *   PRETOKENIZER 16-byte op records, applied in order to the normalized pieces. May be absent.
  *   STRING_TABLE 8-byte records {u32 offset, u32 length} of strings inside STRINGS; ops name strings by index.
  *   STRINGS bytes: the op strings (UTF-8).
- *   VOCAB_LABELS, VOCAB_CHILDREN, VOCAB_VALUES: the model vocabulary as a byte trie of N nodes in breadth-first
- *     order, node 0 the root. LABELS u8[N]: the byte on the edge into node i (root: 0). CHILDREN u32[N + 1]: node
- *     i's children are the nodes CHILDREN[i] .. CHILDREN[i+1]-1, their labels strictly increasing; CHILDREN[0] = 1,
- *     CHILDREN[N] = N, CHILDREN[i] > i and non-decreasing. VALUES i32[N]: the token id of the string spelled from
- *     the root to node i, or -1. Required.
+ *   VOCAB 12-byte units {u32 base, u32 check, i32 value}: the model vocabulary as a double-array trie over UTF-8
+ *     bytes. Unit 0 is the root (check 0xFFFFFFFE); the child of the node at unit n along byte b is unit
+ *     base[n] ^ b if that unit's check is n; unused units have check 0xFFFFFFFF; value is the token id of the
+ *     string spelled from the root to the node, or -1. The unit count is a multiple of 256 and every base is below
+ *     it (so base ^ b is too); nodes without children have base 0. Required.
  *   SCORES f64[V]: Unigram scores by token id (Unigram only; every vocabulary id < V).
  *   ADDED_TOKENS 8-byte records {i32 id, u32 flags (M2V_ADDED_*)}: tokenizers' added tokens.
- *   ADDED_RAW_* and ADDED_NORMALIZED_* (LABELS, CHILDREN, VALUES): tries, laid out as the vocabulary's, of the
- *     added tokens matched in the raw text and in the normalized text; values index ADDED_TOKENS.
+ *   ADDED_RAW, ADDED_NORMALIZED: double arrays, laid out as VOCAB, of the added tokens matched in the raw text and
+ *     in the normalized text; values index ADDED_TOKENS.
  *   PRECOMPILED bytes: a sentencepiece precompiled_charsmap, as tokenizer.json holds it (base64-decoded).
  *   BYTE_IDS i32[256]: the id of each byte-fallback token <0xXX>, or -1 (Unigram with byte_fallback).
  */
@@ -51,20 +51,14 @@ enum m2v_section {
     M2V_SEC_PRETOKENIZER = 3,
     M2V_SEC_STRING_TABLE = 4,
     M2V_SEC_STRINGS = 5,
-    M2V_SEC_VOCAB_LABELS = 6,
-    M2V_SEC_VOCAB_CHILDREN = 7,
-    M2V_SEC_VOCAB_VALUES = 8,
-    M2V_SEC_SCORES = 9,
-    M2V_SEC_ADDED_TOKENS = 10,
-    M2V_SEC_ADDED_RAW_LABELS = 11,
-    M2V_SEC_ADDED_RAW_CHILDREN = 12,
-    M2V_SEC_ADDED_RAW_VALUES = 13,
-    M2V_SEC_ADDED_NORMALIZED_LABELS = 14,
-    M2V_SEC_ADDED_NORMALIZED_CHILDREN = 15,
-    M2V_SEC_ADDED_NORMALIZED_VALUES = 16,
-    M2V_SEC_PRECOMPILED = 17,
-    M2V_SEC_BYTE_IDS = 18,
-    M2V_SECTION_KINDS = 18,
+    M2V_SEC_VOCAB = 6,
+    M2V_SEC_SCORES = 7,
+    M2V_SEC_ADDED_TOKENS = 8,
+    M2V_SEC_ADDED_RAW = 9,
+    M2V_SEC_ADDED_NORMALIZED = 10,
+    M2V_SEC_PRECOMPILED = 11,
+    M2V_SEC_BYTE_IDS = 12,
+    M2V_SECTION_KINDS = 12,
 };
 
 /* MODEL: 40 bytes. */

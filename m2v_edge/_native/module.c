@@ -6,6 +6,8 @@
  *                                  text's count; the GIL is released and the texts are shared among threads
  *     .normalize(text), .pre_tokenize(text)   the pipeline's stages on one text (for tests and diagnostics)
  *   Pooler(...)                    a variant's mapped arrays (see m2v_pool.h), checked
+ *   double_array(labels, children, values) -> units   (export) a breadth-first trie as the file's double array
+ *   batches(ids, offsets, lengths, budget)   the pooling graph's padded batches (module_batches.c)
  *     .embed(tokenizer, text, limit, out)     one text's vector into `out` (float32[dim]); returns the token count
  */
 #include <pthread.h>
@@ -271,9 +273,48 @@ PyTypeObject TokenizerType = {
     .tp_methods = tokenizer_methods,
 };
 
+/* ------------------------------------------------------------------------------------------------ exports */
+
+static PyObject *double_array(PyObject *module, PyObject *args) {
+    Py_buffer labels, children, values;
+    (void)module;
+    if (!PyArg_ParseTuple(args, "y*y*y*", &labels, &children, &values)) return NULL;
+    PyObject *result = NULL;
+    Py_ssize_t nodes = labels.len;
+    if (nodes < 1 || nodes > INT32_MAX || children.len != (nodes + 1) * 4 || values.len != nodes * 4) {
+        PyErr_SetString(PyExc_ValueError, "labels, children and values disagree on the node count");
+    } else {
+        m2v_unit *units = NULL;
+        uint32_t size = 0;
+        int status;
+        Py_BEGIN_ALLOW_THREADS
+        status = m2v_build_double_array(labels.buf, children.buf, values.buf, (uint32_t)nodes, &units, &size);
+        Py_END_ALLOW_THREADS
+        if (status) {
+            PyErr_NoMemory();
+        } else {
+            result = PyBytes_FromStringAndSize((const char *)units, (Py_ssize_t)size * (Py_ssize_t)sizeof(m2v_unit));
+        }
+        free(units);
+    }
+    PyBuffer_Release(&labels);
+    PyBuffer_Release(&children);
+    PyBuffer_Release(&values);
+    return result;
+}
+
+static PyMethodDef module_functions[] = {
+    {"double_array", double_array, METH_VARARGS,
+     "double_array(labels, children, values) -> units: a breadth-first byte trie as the file's double array"},
+    {"batches", m2v_py_batches, METH_VARARGS,
+     "batches(ids, offsets, lengths, budget) -> [(rows, width, ids, mask)]: padded length-sorted batches"},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef core_module = {
     PyModuleDef_HEAD_INIT, .m_name = "_core",
     .m_doc = "m2v-edge's native tokenizing core (see m2v_edge/runtime/native.py).", .m_size = -1,
+    .m_methods = module_functions,
 };
 
 PyMODINIT_FUNC PyInit__core(void) {
@@ -284,7 +325,8 @@ PyMODINIT_FUNC PyInit__core(void) {
     Py_INCREF(&PoolerType);
     if (PyModule_AddObject(module, "Tokenizer", (PyObject *)&TokenizerType) < 0 ||
         PyModule_AddObject(module, "Pooler", (PyObject *)&PoolerType) < 0 ||
-        PyModule_AddIntConstant(module, "FORMAT_VERSION", M2V_FORMAT_VERSION) < 0) {
+        PyModule_AddIntConstant(module, "FORMAT_VERSION", M2V_FORMAT_VERSION) < 0 ||
+        PyModule_AddIntConstant(module, "CORE_VERSION", M2V_CORE_VERSION) < 0) {
         Py_DECREF(module);
         return NULL;
     }

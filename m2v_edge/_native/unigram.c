@@ -67,7 +67,7 @@ int m2v_unigram(const m2v_vocab *v, m2v_work *w, const uint8_t *piece, size_t n,
         for (size_t k = start; k < n; k++) {
             node = m2v_trie_child(t, node, piece[k]);
             if (node < 0) break;
-            int32_t token = t->values[node];
+            int32_t token = t->units[node].value;
             if (token < 0) continue;
             size_t end = k + 1;
             double candidate = v->scores[token] + here;

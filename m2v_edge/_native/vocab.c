@@ -42,7 +42,7 @@ int32_t m2v_trie_lookup(const m2v_trie *t, const uint8_t *s, size_t n) {
     if (t->count == 0) return -1;
     int32_t node = 0;
     for (size_t i = 0; i < n && node >= 0; i++) node = m2v_trie_child(t, node, s[i]);
-    return node > 0 ? t->values[node] : -1;
+    return node > 0 ? t->units[node].value : -1;
 }
 
 /* ------------------------------------------------------------------------------------------ the section table */
@@ -50,11 +50,9 @@ int32_t m2v_trie_lookup(const m2v_trie *t, const uint8_t *s, size_t n) {
 static const uint32_t ITEM_SIZE[M2V_SECTION_KINDS + 1] = {
     [M2V_SEC_MODEL] = sizeof(m2v_model_record), [M2V_SEC_NORMALIZER] = sizeof(m2v_op_record),
     [M2V_SEC_PRETOKENIZER] = sizeof(m2v_op_record), [M2V_SEC_STRING_TABLE] = 8, [M2V_SEC_STRINGS] = 1,
-    [M2V_SEC_VOCAB_LABELS] = 1, [M2V_SEC_VOCAB_CHILDREN] = 4, [M2V_SEC_VOCAB_VALUES] = 4, [M2V_SEC_SCORES] = 8,
-    [M2V_SEC_ADDED_TOKENS] = 8, [M2V_SEC_ADDED_RAW_LABELS] = 1, [M2V_SEC_ADDED_RAW_CHILDREN] = 4,
-    [M2V_SEC_ADDED_RAW_VALUES] = 4, [M2V_SEC_ADDED_NORMALIZED_LABELS] = 1,
-    [M2V_SEC_ADDED_NORMALIZED_CHILDREN] = 4, [M2V_SEC_ADDED_NORMALIZED_VALUES] = 4, [M2V_SEC_PRECOMPILED] = 1,
-    [M2V_SEC_BYTE_IDS] = 4,
+    [M2V_SEC_VOCAB] = sizeof(m2v_unit), [M2V_SEC_SCORES] = 8, [M2V_SEC_ADDED_TOKENS] = 8,
+    [M2V_SEC_ADDED_RAW] = sizeof(m2v_unit), [M2V_SEC_ADDED_NORMALIZED] = sizeof(m2v_unit),
+    [M2V_SEC_PRECOMPILED] = 1, [M2V_SEC_BYTE_IDS] = 4,
 };
 
 typedef struct {
@@ -90,31 +88,21 @@ static const char *read_sections(const uint8_t *data, uint64_t size, section *se
 
 /* ----------------------------------------------------------------------------------------------------- tries */
 
-static const char *open_trie(m2v_trie *t, const section *labels, const section *children, const section *values,
-                             int64_t value_limit) {
-    memset(t->root_child, 0xff, sizeof(t->root_child));
+static const char *open_trie(m2v_trie *t, const section *units, int64_t value_limit) {
     t->count = 0;
-    if (!labels->present && !children->present && !values->present) return NULL;
-    if (!labels->present || !children->present || !values->present) return "a trie misses one of its sections";
-    uint64_t n = labels->count;
-    if (n == 0 || n > INT32_MAX || values->count != n || children->count != n + 1)
-        return "a trie's sections disagree on its node count";
-    const uint32_t *child = (const uint32_t *)children->data;
-    const uint8_t *label = labels->data;
-    const int32_t *value = (const int32_t *)values->data;
-    if (child[0] != 1 || child[n] != n) return "a trie's children do not start at node 1 and end at the last node";
+    t->units = NULL;
+    if (!units->present) return NULL;
+    uint64_t n = units->count;
+    if (n == 0 || n % 256 != 0 || n > INT32_MAX) return "a trie's unit count is not a positive multiple of 256";
+    const m2v_unit *u = (const m2v_unit *)units->data;
+    if (u[0].check != M2V_UNIT_ROOT) return "a trie's first unit is not its root";
     for (uint64_t i = 0; i < n; i++) {
-        if (child[i] > child[i + 1] || child[i] < i + 1) return "a trie's children are not in breadth-first order";
-        for (uint64_t j = (uint64_t)child[i] + 1; j < child[i + 1]; j++) {
-            if (label[j - 1] >= label[j]) return "a trie node's child labels are not strictly increasing";
-        }
-        if (value[i] < -1 || value[i] >= value_limit) return "a trie value is out of range";
+        if (u[i].base >= n) return "a trie unit points outside the trie";
+        if (i > 0 && u[i].check != M2V_UNIT_FREE && u[i].check >= n) return "a trie unit names a parent outside it";
+        if (u[i].value < -1 || u[i].value >= value_limit) return "a trie value is out of range";
     }
-    t->labels = label;
-    t->children = child;
-    t->values = value;
+    t->units = u;
     t->count = (uint32_t)n;
-    for (uint32_t j = child[0]; j < child[1]; j++) t->root_child[label[j]] = (int32_t)j;
     return NULL;
 }
 
@@ -266,6 +254,18 @@ static void plan_ascii(m2v_vocab *v) {
     }
 }
 
+static void plan_ascii_wordpiece(m2v_vocab *v) {
+    v->ascii_wordpiece = v->ascii_fast && v->model.kind == M2V_MODEL_WORDPIECE && v->pretokenizer.count == 1 &&
+                         v->pretokenizer.ops[0].op == M2V_PRE_BERT && v->added_normalized.count == 0;
+    for (int b = 0; b < 128; b++) {
+        unsigned flags = m2v_props((uint32_t)b).flags;
+        v->ascii_class[b] = (flags & M2V_WHITESPACE) ? 1 : (flags & M2V_PUNCTUATION) ? 2 : 0;
+    }
+    for (int b = 0; b < 256; b++) {
+        v->added_first[b] = v->added_raw.count > 0 && m2v_trie_child(&v->added_raw, 0, (uint8_t)b) >= 0;
+    }
+}
+
 /* --------------------------------------------------------------------------------------------------- open */
 
 const char *m2v_vocab_open(m2v_vocab *v, const uint8_t *data, uint64_t size) {
@@ -307,9 +307,7 @@ const char *m2v_vocab_open(m2v_vocab *v, const uint8_t *data, uint64_t size) {
         v->scores = (const double *)s[M2V_SEC_SCORES].data;
         v->score_count = (uint32_t)s[M2V_SEC_SCORES].count;
     }
-    if ((error = open_trie(&v->vocab, &s[M2V_SEC_VOCAB_LABELS], &s[M2V_SEC_VOCAB_CHILDREN],
-                           &s[M2V_SEC_VOCAB_VALUES], value_limit)))
-        return error;
+    if ((error = open_trie(&v->vocab, &s[M2V_SEC_VOCAB], value_limit))) return error;
     if (v->vocab.count == 0) return "the vocabulary is missing";
 
     if (s[M2V_SEC_ADDED_TOKENS].count > INT32_MAX) return "too many added tokens";
@@ -319,11 +317,8 @@ const char *m2v_vocab_open(m2v_vocab *v, const uint8_t *data, uint64_t size) {
         if (v->added[2 * i] < 0 || v->added[2 * i] >= limit) return "an added token's id is out of range";
         if ((uint32_t)v->added[2 * i + 1] > 7) return "unknown added-token flags";
     }
-    if ((error = open_trie(&v->added_raw, &s[M2V_SEC_ADDED_RAW_LABELS], &s[M2V_SEC_ADDED_RAW_CHILDREN],
-                           &s[M2V_SEC_ADDED_RAW_VALUES], v->added_count)) ||
-        (error = open_trie(&v->added_normalized, &s[M2V_SEC_ADDED_NORMALIZED_LABELS],
-                           &s[M2V_SEC_ADDED_NORMALIZED_CHILDREN], &s[M2V_SEC_ADDED_NORMALIZED_VALUES],
-                           v->added_count)))
+    if ((error = open_trie(&v->added_raw, &s[M2V_SEC_ADDED_RAW], v->added_count)) ||
+        (error = open_trie(&v->added_normalized, &s[M2V_SEC_ADDED_NORMALIZED], v->added_count)))
         return error;
 
     if (s[M2V_SEC_BYTE_IDS].present) {
@@ -345,5 +340,6 @@ const char *m2v_vocab_open(m2v_vocab *v, const uint8_t *data, uint64_t size) {
         v->prefix_node = node;
     }
     plan_ascii(v);
+    plan_ascii_wordpiece(v);
     return NULL;
 }

@@ -24,8 +24,8 @@ int m2v_wordpiece(const m2v_vocab *v, const uint8_t *piece, size_t n, m2v_ids *o
         size_t best_end = 0;
         for (size_t k = start; k < n && node >= 0; k++) {
             node = m2v_trie_child(t, node, piece[k]);
-            if (node >= 0 && t->values[node] >= 0) {
-                best = t->values[node];
+            if (node >= 0 && t->units[node].value >= 0) {
+                best = t->units[node].value;
                 best_end = k + 1;
             }
         }

@@ -20,6 +20,7 @@ modules use is importable from here. Only the standard library is used, so that 
 from m2v_edge.bundle.files import FileEntry, sha256_file
 from m2v_edge.bundle.format import (
     ATTENTION_MASK,
+    CORE_TOKENIZER_FILE,
     DEFAULT_VARIANTS,
     FORMAT_VERSION,
     INPUT_IDS,
@@ -41,6 +42,7 @@ from m2v_edge.bundle.layout import (
 )
 from m2v_edge.bundle.manifest import (
     MAX_MANIFEST_BYTES,
+    CoreTokenizer,
     Manifest,
     SourceInfo,
     read_manifest,
@@ -52,6 +54,7 @@ __all__ = [
     "ARRAY_NAMES",
     "ATTENTION_MASK",
     "CHECKS_VERSION",
+    "CORE_TOKENIZER_FILE",
     "DATA_ALIGNMENT",
     "DEFAULT_VARIANTS",
     "FORMAT_VERSION",
@@ -63,6 +66,7 @@ __all__ = [
     "TOKENIZER_FILE",
     "VARIANTS",
     "ArrayEntry",
+    "CoreTokenizer",
     "FileEntry",
     "Int4Packing",
     "Manifest",

@@ -10,6 +10,9 @@ FORMAT_VERSION = 3
 array a variant's graph reads in `model.<variant>.data`, laid out in the manifest. Formats 1 and 2 are still read."""
 MANIFEST_FILE = "m2v_edge.json"
 TOKENIZER_FILE = "tokenizer.json"
+CORE_TOKENIZER_FILE = "tokenizer.m2v"
+"""The tokenizer compiled for the native core (layout: m2v_edge/_native/m2v_format.h), when the export found that
+the core reproduces tokenizer.json's pipeline."""
 VARIANTS = ("fp32", "fp16", "int8", "int4")
 """Every variant this format version knows, in order of decreasing precision."""
 DEFAULT_VARIANTS = ("fp32", "int8")

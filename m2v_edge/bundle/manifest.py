@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from m2v_edge.bundle.files import FileEntry, bundle_file_stat
-from m2v_edge.bundle.format import FORMAT_VERSION, MANIFEST_FILE, VARIANTS, table_file
+from m2v_edge.bundle.format import CORE_TOKENIZER_FILE, FORMAT_VERSION, MANIFEST_FILE, VARIANTS, table_file
 from m2v_edge.bundle.layout import TableFile, check_table_file
 from m2v_edge.errors import BundleError
 
@@ -27,6 +27,31 @@ class SourceInfo:
     """The Hub commit, or None for a local folder."""
     sha256: str
     """sha256 of the source's safetensors file."""
+
+
+@dataclass(frozen=True)
+class CoreTokenizer:
+    """What the export decided about the native tokenizing core for this bundle's tokenizer."""
+
+    file: FileEntry | None
+    """`tokenizer.m2v` when the core reproduces the pipeline; None when the bundle tokenizes through tokenizers."""
+    reason: str
+    """Why not, when `file` is None (empty otherwise)."""
+    core_version: int
+    """The core's version (`m2v_edge._core.CORE_VERSION`) that compiled and checked the file: a runtime with another
+    core version tokenizes through tokenizers until the bundle is exported again."""
+    probe_texts: int
+    """How many texts the export tokenized both ways, with the same ids, before deciding."""
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CoreTokenizer:
+        entry = data["file"]
+        return cls(
+            file=None if entry is None else FileEntry(**entry),
+            reason=str(data["reason"]),
+            core_version=int(data["core_version"]),
+            probe_texts=int(data["probe_texts"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -56,10 +81,13 @@ class Manifest:
     tables: dict[str, TableFile] = field(default_factory=dict)
     """Each variant's data file: in format 3 every array its graph reads, with their layout; in format 2 the token
     table alone (no layout: the whole file); empty in format 1, whose graphs hold their tables."""
+    core_tokenizer: CoreTokenizer | None = None
+    """The export's decision about the native core; None in bundles exported before the core existed."""
 
     def files(self) -> list[FileEntry]:
         """Every file the manifest lists."""
-        return [*self.variants.values(), *self.tables.values(), self.tokenizer, *self.licence_files]
+        core = [self.core_tokenizer.file] if self.core_tokenizer and self.core_tokenizer.file else []
+        return [*self.variants.values(), *self.tables.values(), self.tokenizer, *core, *self.licence_files]
 
     def variant_size(self, variant: str) -> int:
         """Bytes on disk of a variant's graph and table file."""
@@ -120,6 +148,9 @@ class Manifest:
                 extra=dict(data.get("extra", {})),
                 truncated_from=_optional_int(data.get("truncated_from")),
                 tables={name: TableFile.from_dict(entry) for name, entry in data.get("tables", {}).items()},
+                core_tokenizer=(
+                    None if data.get("core_tokenizer") is None else CoreTokenizer.from_dict(data["core_tokenizer"])
+                ),
             )
             _check_values(manifest)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -145,6 +176,9 @@ def _check_values(manifest: Manifest) -> None:
     for variant, entry in manifest.tables.items():
         if variant not in manifest.variants or entry.file != table_file(variant):
             raise ValueError(f"tables holds {variant!r} in {entry.file!r}; expected {table_file(variant)!r} of a variant")
+    core = manifest.core_tokenizer
+    if core is not None and core.file is not None and core.file.file != CORE_TOKENIZER_FILE:
+        raise ValueError(f"core_tokenizer names {core.file.file!r}; expected {CORE_TOKENIZER_FILE!r}")
     for entry in manifest.files():
         if not isinstance(entry.file, str) or not entry.file or "\x00" in entry.file:
             raise ValueError(f"file must be a non-empty name, got {entry.file!r}")

@@ -26,6 +26,7 @@ from m2v_edge.export.output import replace as _replace
 from m2v_edge.export.source import FROM_CONFIG, FromConfig, ModelSource, load_source
 from m2v_edge.export.source_table import SourceTable
 from m2v_edge.export.tables import write_data_files
+from m2v_edge.export.tokenizer_core import write_core_tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +120,9 @@ def _truncate(src: ModelSource, dimensionality: int | None) -> SourceTable:
 
 def _write_bundle(src: ModelSource, table: SourceTable, folder: Path, variants: tuple[str, ...]) -> None:
     (folder / TOKENIZER_FILE).write_text(src.tokenizer.text, encoding="utf-8")
+    core_tokenizer = write_core_tokenizer(
+        folder, src.tokenizer.text, id_limit=src.vocab_size, max_length=src.max_length
+    )
     # Every array a graph reads is ONNX external data in the variant's data file: onnxruntime maps the file instead
     # of parsing arrays out of the graph and copying them (a faster load, one copy in memory, shared between
     # processes), and `m2v_edge.runtime.table` reads them without onnxruntime.
@@ -152,6 +156,7 @@ def _write_bundle(src: ModelSource, table: SourceTable, folder: Path, variants: 
         exporter_version=__version__,
         extra=_facts(src),
         truncated_from=src.table.shape[1] if table.shape[1] < src.table.shape[1] else None,
+        core_tokenizer=core_tokenizer,
     )
     write_manifest(folder, manifest)
 

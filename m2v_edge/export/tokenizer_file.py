@@ -1,4 +1,5 @@
-"""Compile a tokenizer.json into the native core's tokenizer file (`tokenizer.m2v`).
+"""Compile a tokenizer.json into the native core's tokenizer file (`tokenizer.m2v`), with the core's help for the
+double-array tries (so this needs the core, as checking the file against tokenizers does anyway).
 
 The byte layout is documented in m2v_edge/_native/m2v_format.h; this module writes it. A pipeline the core does not
 reproduce raises `Unsupported` with the reason, and the bundle then tokenizes through tokenizers.
@@ -17,6 +18,8 @@ from typing import Any
 import numpy as np
 from tokenizers import Tokenizer
 
+from m2v_edge.runtime import native
+
 MAGIC = b"M2VTOKEN"
 FORMAT_VERSION = 1
 HEADER = struct.Struct("<8sIIQQ")
@@ -24,15 +27,13 @@ SECTION = struct.Struct("<IIQQ")
 MODEL = struct.Struct("<IiIIIIIId")
 _MODEL_KINDS = {"WordPiece": 1, "Unigram": 2}
 
-(SEC_MODEL, SEC_NORMALIZER, SEC_PRETOKENIZER, SEC_STRING_TABLE, SEC_STRINGS, SEC_VOCAB_LABELS, SEC_VOCAB_CHILDREN,
- SEC_VOCAB_VALUES, SEC_SCORES, SEC_ADDED_TOKENS, SEC_ADDED_RAW_LABELS, SEC_ADDED_RAW_CHILDREN, SEC_ADDED_RAW_VALUES,
- SEC_ADDED_NORMALIZED_LABELS, SEC_ADDED_NORMALIZED_CHILDREN, SEC_ADDED_NORMALIZED_VALUES, SEC_PRECOMPILED,
- SEC_BYTE_IDS) = range(1, 19)
+(SEC_MODEL, SEC_NORMALIZER, SEC_PRETOKENIZER, SEC_STRING_TABLE, SEC_STRINGS, SEC_VOCAB, SEC_SCORES, SEC_ADDED_TOKENS,
+ SEC_ADDED_RAW, SEC_ADDED_NORMALIZED, SEC_PRECOMPILED, SEC_BYTE_IDS) = range(1, 13)
+UNIT_BYTES = 12
+"""A double-array unit: u32 base, u32 check, i32 value."""
 _ITEM_SIZES = {SEC_MODEL: MODEL.size, SEC_NORMALIZER: 16, SEC_PRETOKENIZER: 16, SEC_STRING_TABLE: 8, SEC_STRINGS: 1,
-               SEC_VOCAB_LABELS: 1, SEC_VOCAB_CHILDREN: 4, SEC_VOCAB_VALUES: 4, SEC_SCORES: 8,
-               SEC_ADDED_TOKENS: 8, SEC_ADDED_RAW_LABELS: 1, SEC_ADDED_RAW_CHILDREN: 4, SEC_ADDED_RAW_VALUES: 4,
-               SEC_ADDED_NORMALIZED_LABELS: 1, SEC_ADDED_NORMALIZED_CHILDREN: 4, SEC_ADDED_NORMALIZED_VALUES: 4,
-               SEC_PRECOMPILED: 1, SEC_BYTE_IDS: 4}
+               SEC_VOCAB: UNIT_BYTES, SEC_SCORES: 8, SEC_ADDED_TOKENS: 8, SEC_ADDED_RAW: UNIT_BYTES,
+               SEC_ADDED_NORMALIZED: UNIT_BYTES, SEC_PRECOMPILED: 1, SEC_BYTE_IDS: 4}
 
 _NORMALIZERS = {"Lowercase": 2, "StripAccents": 3, "NFD": 4, "NFKD": 5, "NFC": 6, "NFKC": 7}
 _BERT, _STRIP, _PREPEND, _REPLACE, _PRECOMPILED = 1, 8, 9, 10, 11
@@ -154,7 +155,7 @@ def _model(spec: Any, tokenizer: Tokenizer, writer: _Writer, id_limit: int) -> N
             byte_ids = np.array([vocab.get(f"<0x{byte:02X}>", -1) for byte in range(256)], dtype="<i4")
             writer.section(SEC_BYTE_IDS, byte_ids.tobytes(), 4)
     _check_ids([unk_id], id_limit, "unknown token")
-    writer.trie((SEC_VOCAB_LABELS, SEC_VOCAB_CHILDREN, SEC_VOCAB_VALUES), _encoded(vocab))
+    writer.trie(SEC_VOCAB, _encoded(vocab))
     writer.section(SEC_MODEL, MODEL.pack(_MODEL_KINDS[kind], unk_id, flags, max_chars, prefix, id_limit, 0, 0,
                                          unk_score), MODEL.size)
 
@@ -181,18 +182,18 @@ def _added_tokens(tokenizer: Tokenizer, writer: _Writer, id_limit: int) -> None:
         return
     writer.section(SEC_ADDED_TOKENS, np.array(records, dtype="<i4").tobytes(), 8)
     if raw:
-        writer.trie((SEC_ADDED_RAW_LABELS, SEC_ADDED_RAW_CHILDREN, SEC_ADDED_RAW_VALUES), raw)
+        writer.trie(SEC_ADDED_RAW, raw)
     if normalized:
-        writer.trie((SEC_ADDED_NORMALIZED_LABELS, SEC_ADDED_NORMALIZED_CHILDREN, SEC_ADDED_NORMALIZED_VALUES),
-                    normalized)
+        writer.trie(SEC_ADDED_NORMALIZED, normalized)
 
 
 # ----------------------------------------------------------------------------------------------- the trie
 
 
 def build_trie(entries: dict[bytes, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Labels (u8), children (u32, one more than nodes) and values (i32) of a byte trie in breadth-first order,
-    as m2v_format.h lays it out, for keys -> values (keys non-empty)."""
+    """Labels (u8), children (u32, one more than nodes) and values (i32) of a byte trie in breadth-first order
+    (node 0 the root; node i's children are nodes children[i] .. children[i+1]-1), for keys -> values (keys
+    non-empty). The native core turns it into the file's double array."""
     keys = sorted(entries)
     n = len(keys)
     lengths = np.fromiter(map(len, keys), dtype=np.int64, count=n)
@@ -283,10 +284,9 @@ class _Writer:
         assert kind not in self.sections and item == _ITEM_SIZES[kind] and len(data) % item == 0
         self.sections[kind] = (data, len(data) // item)
 
-    def trie(self, kinds: tuple[int, int, int], entries: dict[bytes, int]) -> None:
+    def trie(self, kind: int, entries: dict[bytes, int]) -> None:
         labels, children, values = build_trie(entries)
-        for kind, array in zip(kinds, (labels, children, values)):
-            self.section(kind, array.tobytes(), array.itemsize)
+        self.section(kind, native.double_array(labels.tobytes(), children.tobytes(), values.tobytes()), UNIT_BYTES)
 
     def to_bytes(self) -> bytes:
         for kind, ops in self.ops.items():

@@ -10,12 +10,14 @@ from typing import Any
 
 import numpy as np
 
-from m2v_edge.bundle import ATTENTION_MASK, INPUT_IDS, OUTPUT, Manifest, read_manifest, verify_model, verify_tokenizer
+from m2v_edge.bundle import ATTENTION_MASK, INPUT_IDS, OUTPUT, Manifest, read_manifest, verify_model
 from m2v_edge.device_profiles import Profile, resolve_profile
 from m2v_edge.errors import BundleError
 from m2v_edge.models import resolve_bundle
+from m2v_edge.runtime.batching import padded_batches
 from m2v_edge.runtime.session import build_session
-from m2v_edge.runtime.tokens import BundleTokenizer, TokenBatch
+from m2v_edge.runtime.token_batch import TokenBatch
+from m2v_edge.runtime.tokenizing import TokenizingPath, open_tokenizer, path_name
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +43,8 @@ class EdgeEmbedder:
     :param threads: onnxruntime intra-op threads; default: the profile's.
     :param profile: `"auto"` (detect the device), a profile name, a profile TOML path or a `Profile`.
     :param token_budget: most padded tokens per onnxruntime call; default: the profile's.
+    :param tokenizing: which path gives the token ids: `"auto"` (the native core when the bundle allows it), or
+        `"native"`, `"python"`, `"tokenizers"` (see `m2v_edge.runtime.tokenizing`); all give the same ids.
     """
 
     def __init__(
@@ -51,6 +55,7 @@ class EdgeEmbedder:
         threads: int | None = None,
         profile: str | Path | Profile | None = "auto",
         token_budget: int | None = None,
+        tokenizing: TokenizingPath = "auto",
     ) -> None:
         self.bundle_dir = resolve_bundle(bundle)
         self.manifest: Manifest = read_manifest(self.bundle_dir)
@@ -62,11 +67,16 @@ class EdgeEmbedder:
         if budget < 1:
             raise ValueError(f"token_budget must be >= 1, got {budget}")
         self.token_budget: int = budget
-        self._tokenizer = BundleTokenizer(
-            verify_tokenizer(self.bundle_dir, self.manifest),
-            self.manifest.max_length,
+        self._tokenizer = open_tokenizer(
+            self.bundle_dir,
+            self.manifest,
+            path=tokenizing,
             ascii_fast_path=self.profile.encoding.ascii_fast_path,
+            threads=threads if threads is not None else self.profile.session.intra_op_threads,
         )
+        self.tokenizing: str = path_name(self._tokenizer)
+        """The path that gives this embedder's token ids: native, python or tokenizers."""
+        self._tokenizing_asked = tokenizing
         model_path = verify_model(self.bundle_dir, self.manifest, self.variant)
         try:
             self.session = build_session(model_path, self.profile.session, threads=threads)
@@ -83,6 +93,7 @@ class EdgeEmbedder:
             "threads": self._threads,
             "profile": self.profile,
             "token_budget": self.token_budget,
+            "tokenizing": self._tokenizing_asked,
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -181,26 +192,8 @@ class EdgeEmbedder:
 
     def _pool(self, tokens: TokenBatch, out: np.ndarray) -> None:
         """Run the graph on length-sorted batches of at most `token_budget` padded tokens; fill `out`."""
-        flat, offsets, lengths = tokens.ids, tokens.offsets, tokens.lengths
-        total = len(flat)
-        if not lengths.any():
-            return  # no text has tokens: zero vectors
-        order = np.argsort(lengths, kind="stable")
-        order = order[lengths[order] > 0]  # texts without tokens keep their zero vector
-        sorted_lengths = lengths[order]
-        start = 0
-        while start < len(order):
-            # Rows are sorted by length, so a batch's padded size is (rows) x (length of its last row).
-            padded = np.arange(1, len(order) - start + 1) * sorted_lengths[start:]
-            stop = start + max(1, int(np.searchsorted(padded, self.token_budget, side="right")))
-            rows = order[start:stop]
-            width = int(sorted_lengths[stop - 1])
-            columns = np.arange(width)
-            mask = columns < lengths[rows, None]
-            # Padding positions point at a real token (masked out by the graph), never out of range.
-            ids = flat[np.minimum(offsets[rows, None] + columns, total - 1)]
-            out[rows] = self._run(ids, mask.astype(np.int64))
-            start = stop
+        for rows, ids, mask in padded_batches(tokens, self.token_budget):
+            out[rows] = self._run(ids, mask)
 
     def _run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         return self.session.run([OUTPUT], {INPUT_IDS: ids, ATTENTION_MASK: mask})[0]

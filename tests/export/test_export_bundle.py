@@ -17,6 +17,7 @@ from safetensors.numpy import load_file
 import m2v_edge
 from m2v_edge.errors import ExportError, SourceModelError
 from m2v_edge.export import export_model
+from m2v_edge.runtime import native
 
 
 def _sha256(path: Path) -> str:
@@ -46,6 +47,7 @@ def test_potion_bundle_files(potion_bundle: Path) -> None:
         "model.int8.data",
         "model.int8.onnx",
         "tokenizer.json",
+        *(["tokenizer.m2v"] if native.available() else []),  # written when the native core reproduces the tokenizer
     ]
 
 
@@ -282,7 +284,10 @@ def test_overwrite_replaces_the_whole_bundle(tiny_models: TinyModels, tmp_path: 
     (out / "stray.txt").write_text("left by someone")
     replaced = export_model(tiny_models.folder("uni-i8-L3"), out, variants=["fp16"], overwrite=True)
     assert replaced == out
-    assert sorted(p.name for p in out.iterdir()) == ["m2v_edge.json", "model.fp16.data", "model.fp16.onnx", "tokenizer.json"]
+    core = ["tokenizer.m2v"] if native.available() else []
+    assert sorted(p.name for p in out.iterdir()) == [
+        "m2v_edge.json", "model.fp16.data", "model.fp16.onnx", "tokenizer.json", *core
+    ]
     assert _manifest(out)["source"]["id"] == "uni-i8-L3"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]
 

@@ -68,14 +68,17 @@ def external_tensor(name: str, location: str | None = "weights.bin") -> onnx.Ten
 
 
 def refused(bundle: Path, *needles: str, variant: str = "fp32", readers: list[str] | None = None,
-            tokenizer_read: bool = True) -> str:
-    """Load twice (a refused file gets no verification stamp): both must raise BundleError naming `needles`."""
+            tokenizer_read: bool = True, tokenizing: str = "python") -> str:
+    """Load twice (a refused file gets no verification stamp): both must raise BundleError naming `needles`.
+
+    The Python path by default: it reads tokenizer.json (with tokenizers) before the graph, which `readers` records;
+    the native path reads tokenizer.m2v instead (see test_runtime_native_hostile.py)."""
     messages = []
     for _ in range(2):
         if readers is not None:
             readers.clear()
         with pytest.raises(BundleError) as info:
-            EdgeEmbedder(bundle, variant=variant)
+            EdgeEmbedder(bundle, variant=variant, tokenizing=tokenizing)
         messages.append(str(info.value))
         if readers is not None:
             assert readers == (["tokenizers"] if tokenizer_read else []), f"files were read: {readers}"

@@ -254,11 +254,13 @@ def test_checks_run_once_per_file_state(bundle: Path, monkeypatch: pytest.Monkey
 
     monkeypatch.setattr(m2v_edge.onnx_scan, "scan_model", counting_scan)
     monkeypatch.setattr(m2v_edge.bundle.checks, "check_tokenizer_file", counting_check)
-    EdgeEmbedder(bundle, variant="fp32")
+    EdgeEmbedder(bundle, variant="fp32", tokenizing="python")
     assert counts == {"scan": 1, "tokenizer": 1}
-    EdgeEmbedder(bundle, variant="fp32")
-    EdgeEmbedder(bundle, variant="fp32")
+    EdgeEmbedder(bundle, variant="fp32", tokenizing="python")
+    EdgeEmbedder(bundle, variant="fp32", tokenizing="python")
     assert counts == {"scan": 1, "tokenizer": 1}  # warm loads parse nothing
+    EdgeEmbedder(bundle, variant="fp32", tokenizing="native")
+    assert counts == {"scan": 1, "tokenizer": 1}  # the native path never parses tokenizer.json
     os.utime(bundle / "model.fp32.onnx")  # a new file state: checked again
-    EdgeEmbedder(bundle, variant="fp32")
+    EdgeEmbedder(bundle, variant="fp32", tokenizing="python")
     assert counts == {"scan": 2, "tokenizer": 1}

@@ -1,0 +1,101 @@
+"""Which path turns a bundle's texts into token ids. Every path gives tokenizers' ids; they differ in speed and memory.
+
+- ``native``: the compiled core over the bundle's mapped `tokenizer.m2v` (`m2v_edge.runtime.native`), when the export
+  found that the core reproduces the tokenizer and wrote the file, and this installation's core is the same version.
+- ``python``: the pure-Python exact ASCII fast path for BERT-style WordPiece (`m2v_edge.runtime.ascii_wordpiece`),
+  tokenizers for every other text (`m2v_edge.runtime.tokens`).
+- ``tokenizers``: every text through tokenizers.
+- ``auto`` (the default): native where it can be used, else python (or tokenizers where the profile turns the ASCII
+  fast path off). The reason a bundle cannot use the native core is logged once, at INFO. The environment variable
+  ``M2V_EDGE_NATIVE=0`` turns the native core off (`m2v_edge.runtime.native.available`).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Literal, Protocol
+
+from m2v_edge.bundle import Manifest, verify_file, verify_tokenizer
+from m2v_edge.errors import BundleError
+from m2v_edge.runtime import native
+from m2v_edge.runtime.token_batch import TokenBatch
+
+logger = logging.getLogger(__name__)
+
+TokenizingPath = Literal["auto", "native", "python", "tokenizers"]
+PATHS = ("auto", "native", "python", "tokenizers")
+
+_logged: set[tuple[str, str]] = set()
+
+
+class BundleTokenizing(Protocol):
+    """What every path offers (`NativeTokenizer`, `BundleTokenizer`)."""
+
+    max_length: int | None
+
+    def tokenize(self, texts: list[str]) -> TokenBatch: ...
+
+    def tokenize_one(self, text: str) -> list[int]: ...
+
+
+def native_refusal(bundle_dir: Path, manifest: Manifest) -> str:
+    """Why the native core cannot tokenize this bundle here ("" when it can)."""
+    core = manifest.core_tokenizer
+    if not native.available():
+        return native.unavailable_reason()
+    if core is None:
+        return "the bundle was exported before the native core existed: export it again to use it"
+    if core.file is None:
+        return core.reason
+    if core.core_version != native.core_version():
+        return (
+            f"the bundle's tokenizer.m2v was checked with native core version {core.core_version}, and this "
+            f"m2v-edge has version {native.core_version()}: export the bundle again to use the core"
+        )
+    return ""
+
+
+def open_tokenizer(
+    bundle_dir: Path,
+    manifest: Manifest,
+    *,
+    path: TokenizingPath = "auto",
+    ascii_fast_path: bool = True,
+    threads: int = 1,
+) -> BundleTokenizing:
+    """The tokenizer of a bundle along `path` (see the module docstring).
+
+    :param ascii_fast_path: for ``auto`` without the native core: False takes tokenizers instead of python.
+    :param threads: threads the native core shares a batch among.
+    :raises BundleError: ``native`` was asked for and cannot be used here (the message says why).
+    """
+    if path not in PATHS:
+        raise ValueError(f"tokenizing must be one of {', '.join(PATHS)}, got {path!r}")
+    refusal = native_refusal(bundle_dir, manifest) if path in ("auto", "native") else ""
+    if path == "native" and refusal:
+        raise BundleError(f"bundle {bundle_dir} cannot use the native core: {refusal}")
+    if path in ("auto", "native") and not refusal:
+        assert manifest.core_tokenizer is not None and manifest.core_tokenizer.file is not None
+        file = verify_file(bundle_dir, manifest.core_tokenizer.file)
+        return native.NativeTokenizer(file, manifest.max_length, threads=threads)
+    if path == "auto":
+        _log_once(bundle_dir, refusal)
+    from m2v_edge.runtime.tokens import BundleTokenizer  # imported here: the native path never loads tokenizers
+
+    fast = path == "python" or (path == "auto" and ascii_fast_path)
+    return BundleTokenizer(verify_tokenizer(bundle_dir, manifest), manifest.max_length, ascii_fast_path=fast)
+
+
+def path_name(tokenizer: BundleTokenizing) -> str:
+    """The path a tokenizer from `open_tokenizer` takes: native, python or tokenizers."""
+    if isinstance(tokenizer, native.NativeTokenizer):
+        return "native"
+    return "python" if getattr(tokenizer, "fast_path", None) is not None else "tokenizers"
+
+
+def _log_once(bundle_dir: Path, reason: str) -> None:
+    key = (str(bundle_dir), reason)
+    if key not in _logged:
+        _logged.add(key)
+        logger.info("bundle %s tokenizes through tokenizers, not the native core: %s", bundle_dir, reason)
