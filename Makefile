@@ -19,8 +19,14 @@ comma := ,
 demo: $(VENV)/.installed-export+milvus
 	$(PY) scripts/demo.py
 
+# The whole suite, then the parity suite again with the native core turned off (the tokenizers and pure-Python
+# paths alone must give model2vec's vectors wherever the core is missing).
+CORE_OFF_TESTS := tests/runtime/test_runtime_parity.py tests/runtime/test_runtime_multilingual_parity.py \
+	tests/runtime/test_runtime_unseen_tokenizers.py tests/test_compat_dropin.py
+
 test: $(VENV)/.installed-dev+milvus
 	$(PY) -m pytest
+	M2V_EDGE_NATIVE=0 $(PY) -m pytest -q $(CORE_OFF_TESTS)
 
 # The runtime tests and the aarch64-vs-x86-64 parity check inside an emulated Debian bookworm arm64 (qemu user
 # mode). The root and the aarch64 wheels are built once into .cache/arm64/ and reused; delete that folder to

@@ -35,6 +35,11 @@ void m2v_work_free(m2v_work *w) {
     free(w->best_score);
     free(w->best_start);
     free(w->best_id);
+    if (w->cache != NULL) {
+        free(w->cache->keys.data);
+        free(w->cache->ids.data);
+        free(w->cache);
+    }
     memset(w, 0, sizeof(*w));
 }
 

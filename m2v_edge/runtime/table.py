@@ -63,6 +63,12 @@ class VariantTable:
         self._table, self._scales = arrays["table"], arrays.get("scales")
         self._mapping, self._weights = arrays.get("mapping"), arrays.get("weights")
 
+    @property
+    def arrays(self) -> dict[str, np.ndarray | None]:
+        """The mapped arrays, read-only: `table` (int4: packed bytes), `scales`, `mapping`, `weights` (None where the
+        variant has none)."""
+        return {"table": self._table, "scales": self._scales, "mapping": self._mapping, "weights": self._weights}
+
     def token_vectors(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
         """The float32 vectors [n, dim] the graph sums for these token ids, in order, with `unk_id` left out.
 

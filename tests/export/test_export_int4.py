@@ -199,4 +199,4 @@ def test_single_text_path_equals_batches(potion_int4_bundle: Path, debian_texts:
     texts = [debian_texts[0], debian_texts[8000], "fox", "", "[UNK] fox"]
     batch = embedder.encode(texts)
     for text, row in zip(texts, batch, strict=True):
-        np.testing.assert_allclose(embedder.encode(text)[0], row, rtol=0, atol=1e-6)
+        np.testing.assert_allclose(embedder.encode(text), row, rtol=0, atol=1e-6)

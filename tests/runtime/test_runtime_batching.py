@@ -43,7 +43,7 @@ def test_single_text_path_equals_batch_path(potion_embedder: EdgeEmbedder, potio
     batch = potion_embedder.encode(potion_texts)
     singles = np.concatenate([potion_embedder.encode([t]) for t in potion_texts])
     assert_same_vectors(singles, batch)
-    as_str = np.concatenate([potion_embedder.encode(t) for t in potion_texts[:50]])
+    as_str = np.stack([potion_embedder.encode(t) for t in potion_texts[:50]])
     assert_same_vectors(as_str, batch[:50])
 
 
@@ -107,7 +107,8 @@ def test_output_shapes_and_pymilvus_surface(potion_bundle: Path) -> None:
         for vector, row in zip(vectors, matrix):
             assert vector.dtype == np.float32 and vector.shape == (256,)
             np.testing.assert_array_equal(vector, row)
-    assert embedder.encode("one text").shape == (1, 256)
+    assert embedder.encode("one text").shape == (256,)
+    assert [vector.shape for vector in embedder.encode_documents("one text")] == [(256,)]
     assert embedder.encode(("a", "tuple")).shape == (2, 256)
 
 
