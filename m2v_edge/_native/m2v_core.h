@@ -78,9 +78,9 @@ static inline int32_t m2v_trie_child(const m2v_trie *t, int32_t node, uint8_t la
     return t->units[unit].check == (uint32_t)node ? (int32_t)unit : -1;
 }
 
-/* Build a double array from a breadth-first byte trie (node 0 the root; node n's children are children[n] ..
- * children[n+1]-1, labels increasing). On success *out (malloc'd) holds *size units. */
-int m2v_build_double_array(const uint8_t *labels, const uint32_t *children, const int32_t *values, uint32_t nodes,
+/* Build a double array of `count` keys, sorted (bytewise) and unique, non-empty: key i is blob[offsets[i] ..
+ * offsets[i+1]) with value values[i]. On success *out (malloc'd) holds *size units. */
+int m2v_build_double_array(const uint8_t *blob, const uint64_t *offsets, const int32_t *values, uint32_t count,
                            m2v_unit **out, uint32_t *size);
 
 /* The value of the whole string `s` in the trie, or -1. */

@@ -17,7 +17,7 @@ from tokenizers import Tokenizer
 
 from m2v_edge.bundle import CORE_TOKENIZER_FILE, CoreTokenizer, FileEntry
 from m2v_edge.export.probe_texts import probe_texts
-from m2v_edge.export.tokenizer_file import Unsupported, compile_tokenizer
+from m2v_edge.export.tokenizer_file import Unsupported, compile_tokenizer, model_vocabulary
 from m2v_edge.runtime import native
 
 logger = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ def write_core_tokenizer(
     path = folder / CORE_TOKENIZER_FILE
     path.write_bytes(data)
     added = [token.content for token in tokenizer.get_added_tokens_decoder().values()]
-    texts = probe_texts(tokenizer.get_vocab(with_added_tokens=False), added, max_length)
+    texts = probe_texts(model_vocabulary(spec.get("model")), added, max_length)
     differs = _first_difference(path, tokenizer, texts, max_length)
     if differs is not None:
         path.unlink()

@@ -59,11 +59,12 @@ def core_version() -> int | None:
     return int(_core.CORE_VERSION) if available() else None
 
 
-def double_array(labels: bytes, children: bytes, values: bytes) -> bytes:
-    """The tokenizer file's double-array units for a breadth-first byte trie (the export builds its tries here)."""
+def double_array(keys: bytes, offsets: bytes, values: bytes) -> bytes:
+    """The tokenizer file's double-array units for sorted, unique, non-empty keys laid end to end (uint64 offsets,
+    one more than keys; int32 values): the export builds its tries here."""
     if not available():
         raise BundleError(unavailable_reason())
-    return _core.double_array(labels, children, values)
+    return _core.double_array(keys, offsets, values)
 
 
 def batches(tokens: TokenBatch, budget: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
