@@ -129,6 +129,20 @@ static size_t compose(uint32_t *cps, size_t n) {
 
 /* ---------------------------------------------------------------------------------------------------- ops */
 
+static int lowercase(const m2v_cps *in, m2v_cps *out) {
+    out->len = 0;
+    for (size_t i = 0; i < in->len; i++) {
+        uint32_t length;
+        const uint32_t *lower = m2v_lower(in->data[i], &length);
+        if (lower) {
+            if (put_all(out, lower, length)) return -1;
+        } else {
+            PUT(out, in->data[i]);
+        }
+    }
+    return 0;
+}
+
 static int bert(const m2v_op_record *op, const m2v_cps *in, m2v_cps *out, m2v_cps *spare) {
     out->len = 0;
     for (size_t i = 0; i < in->len; i++) {
@@ -153,33 +167,10 @@ static int bert(const m2v_op_record *op, const m2v_cps *in, m2v_cps *out, m2v_cp
         }
     }
     if (op->flags & M2V_BERT_LOWERCASE) {
-        spare->len = 0;
-        for (size_t i = 0; i < out->len; i++) {
-            uint32_t length;
-            const uint32_t *lower = m2v_lower(out->data[i], &length);
-            if (lower) {
-                if (put_all(spare, lower, length)) return -1;
-            } else {
-                PUT(spare, out->data[i]);
-            }
-        }
+        if (lowercase(out, spare)) return -1;
         m2v_cps swap = *out;
         *out = *spare;
         *spare = swap;
-    }
-    return 0;
-}
-
-static int lowercase(const m2v_cps *in, m2v_cps *out) {
-    out->len = 0;
-    for (size_t i = 0; i < in->len; i++) {
-        uint32_t length;
-        const uint32_t *lower = m2v_lower(in->data[i], &length);
-        if (lower) {
-            if (put_all(out, lower, length)) return -1;
-        } else {
-            PUT(out, in->data[i]);
-        }
     }
     return 0;
 }

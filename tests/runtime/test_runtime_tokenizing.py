@@ -4,12 +4,12 @@ choice itself and its messages are checked."""
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from pathlib import Path
 
 import pytest
+from helpers.hostile import edit_manifest
 
 from m2v_edge.bundle import read_manifest
 from m2v_edge.errors import BundleError
@@ -21,13 +21,6 @@ from m2v_edge.runtime import EdgeEmbedder, native, tokenizing
 def _log_every_reason(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each reason is logged once per process: forget what other tests' loads logged."""
     monkeypatch.setattr(tokenizing, "_logged", set())
-
-
-def edit_manifest(bundle: Path, change) -> None:
-    path = bundle / "m2v_edge.json"
-    data = json.loads(path.read_text(encoding="utf-8"))
-    change(data)
-    path.write_text(json.dumps(data), encoding="utf-8")
 
 
 def test_auto_takes_the_native_core_where_the_export_checked_it(potion_bundle: Path) -> None:
