@@ -32,7 +32,7 @@ from m2v_edge.bundle import MANIFEST_FILE, FileEntry, Manifest, read_manifest
 from m2v_edge.errors import BundleError
 from m2v_edge.models import BUNDLE_FOLDER, ENTRY_POINT_GROUP, canonical_name, distribution_name, module_name
 
-FIRST_READER = {1: "0.1.0", 2: "0.2.0"}
+FIRST_READER = {1: "0.1.0", 2: "0.2.0", 3: "0.3.0"}
 """The first m2v-edge release that reads each bundle format version (the model package's `Requires-Dist` floor).
 Add a row whenever `m2v_edge.bundle.FORMAT_VERSION` goes up."""
 

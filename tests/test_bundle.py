@@ -45,7 +45,7 @@ def test_manifest_round_trip_is_byte_stable(potion_bundle: Path) -> None:
 
 def test_manifest_values(potion_bundle: Path) -> None:
     manifest = read_manifest(potion_bundle)
-    assert manifest.format_version == FORMAT_VERSION == 2
+    assert manifest.format_version == FORMAT_VERSION == 3
     assert manifest.tables["int8"].file == table_file("int8") == "model.int8.data"
     assert manifest.char_limit == manifest.max_length * manifest.median_token_length
     assert manifest.variants["int8"].file == model_file("int8") == "model.int8.onnx"

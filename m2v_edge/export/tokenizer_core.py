@@ -9,6 +9,7 @@ the runtime tokenizes through tokenizers.
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -23,11 +24,9 @@ from m2v_edge.runtime import native
 logger = logging.getLogger(__name__)
 
 
-def write_core_tokenizer(
-    folder: Path, spec: dict[str, Any], tokenizer: Tokenizer, *, id_limit: int, max_length: int | None
-) -> CoreTokenizer:
-    """Write `tokenizer.m2v` into the bundle `folder` when the core reproduces `tokenizer` (loaded from `spec`,
-    padding and truncation off), and say what was decided.
+def write_core_tokenizer(folder: Path, text: str, *, id_limit: int, max_length: int | None) -> CoreTokenizer:
+    """Write `tokenizer.m2v` into the bundle `folder` when the core reproduces the tokenizer.json `text` (padding
+    and truncation off), and say what was decided.
 
     :param id_limit: the bundle's table rows.
     :param max_length: the bundle's truncation, applied on both sides of the check.
@@ -35,6 +34,8 @@ def write_core_tokenizer(
     version = native.core_version() or 0
     if not native.available():
         return _refused(native.unavailable_reason(), version)
+    spec: dict[str, Any] = json.loads(text)
+    tokenizer = Tokenizer.from_str(text)
     try:
         data = compile_tokenizer(spec, tokenizer, id_limit)
     except Unsupported as exc:

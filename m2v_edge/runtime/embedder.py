@@ -20,7 +20,13 @@ from m2v_edge.runtime.batching import padded_batches
 from m2v_edge.runtime.encode_options import UNSET, EncodeOptions, encode_options
 from m2v_edge.runtime.session import build_session
 from m2v_edge.runtime.token_batch import TokenBatch
-from m2v_edge.runtime.tokenizing import BundleTokenizing, TokenizingPath, open_tokenizer, path_name
+from m2v_edge.runtime.tokenizing import (
+    BundleTokenizing,
+    TokenizingPath,
+    open_tokenizer,
+    path_name,
+    single_text_pooler,
+)
 from m2v_edge.runtime.zero_vectors import zero_rows, zero_vector_message
 
 logger = logging.getLogger(__name__)
@@ -82,10 +88,13 @@ class EdgeEmbedder:
             path=tokenizing,
             ascii_fast_path=self.profile.encoding.ascii_fast_path,
             threads=threads if threads is not None else self.profile.session.intra_op_threads,
+            fallback_limit_mib=self.profile.encoding.fallback_tokenizer_mib,
         )
         self.tokenizing: str = path_name(self._tokenizer)
         """The path that gives this embedder's token ids: native, python or tokenizers."""
         self._tokenizing_asked = tokenizing
+        self._pooler = single_text_pooler(self.bundle_dir, self.manifest, self.variant, self._tokenizer)
+        """Pools single texts in the native core (None: through onnxruntime)."""
         model_path = verify_model(self.bundle_dir, self.manifest, self.variant)
         try:
             self.session = build_session(model_path, self.profile.session, threads=threads)
@@ -298,7 +307,10 @@ class EdgeEmbedder:
             zero_vector_logger.warning(zero_vector_message(len(rows), len(texts), self.manifest.source.id, examples))
 
     def _encode_single(self, text: str, out: np.ndarray) -> None:
-        """The latency path: no sorting, no padding."""
+        """The latency path: no sorting, no padding; no onnxruntime call where the native core pools."""
+        if self._pooler is not None:
+            self._pooler.embed(text, out[0])
+            return
         ids = self._tokenizer.tokenize_one(text)
         if ids:
             row = np.array([ids], dtype=np.int64)

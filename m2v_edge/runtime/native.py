@@ -17,6 +17,7 @@ import os
 import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -123,6 +124,42 @@ class NativeTokenizer:
     def pre_tokenize(self, text: str) -> list[str]:
         """The pre-tokenizer's pieces of `text`, for tests and diagnostics."""
         return self._core.pre_tokenize(_cleaned([text])[0])
+
+
+_TABLE_KINDS = {"fp32": 0, "fp16": 1, "int8": 2, "int4": 3}
+
+
+class NativePooler:
+    """One text's vector in the core, from a variant's mapped arrays (`m2v_edge.runtime.table.VariantTable`): the
+    single-text path, without an onnxruntime call. The same arithmetic as the pooling graph (parity-tested against
+    it); the GIL is held for short texts, whose tokenizing and pooling take a few microseconds.
+
+    :param tokenizer: the bundle's native tokenizer.
+    :param table: the variant's arrays.
+    """
+
+    def __init__(self, tokenizer: NativeTokenizer, table: Any) -> None:
+        arrays = table.arrays
+        values, scales = arrays["table"], arrays["scales"]
+        blocks = int(scales.shape[1]) if table.block_size is not None else 0
+        try:
+            self._core = _core.Pooler(
+                table=values, kind=_TABLE_KINDS[table.variant], rows=int(values.shape[0]), dim=table.dim,
+                block=table.block_size or 0, blocks=blocks, scales=scales, mapping=arrays["mapping"],
+                weights=arrays["weights"], id_count=table.vocab_size,
+                unk_id=-1 if table.unk_id is None else table.unk_id, normalize=table.normalize,
+            )
+        except ValueError as exc:
+            raise BundleError(f"the {table.variant} arrays cannot be pooled ({exc}); re-export the bundle") from None
+        self._tokenizer = tokenizer
+        self._table = table  # keeps the mapping alive
+
+    def embed(self, text: str, out: np.ndarray) -> None:
+        """Write the vector of `text` into `out` (float32, C-contiguous, [dim])."""
+        try:
+            self._core.embed(self._tokenizer._core, text, self._tokenizer._limit, out)
+        except UnicodeEncodeError:
+            self._core.embed(self._tokenizer._core, _cleaned([text])[0], self._tokenizer._limit, out)
 
 
 def _int64(data: bytes) -> np.ndarray:

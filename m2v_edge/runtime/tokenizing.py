@@ -56,6 +56,11 @@ def native_refusal(bundle_dir: Path, manifest: Manifest) -> str:
     return ""
 
 
+TOKENIZERS_MEMORY_PER_FILE_BYTE = 25
+"""tokenizers' private memory per byte of tokenizer.json, at worst (measured: 515 MiB for a 500,353-piece Unigram
+of 20.5 MB, 309 MiB for tokenlearn's 276k pieces; a WordPiece takes about 14x)."""
+
+
 def open_tokenizer(
     bundle_dir: Path,
     manifest: Manifest,
@@ -63,12 +68,16 @@ def open_tokenizer(
     path: TokenizingPath = "auto",
     ascii_fast_path: bool = True,
     threads: int = 1,
+    fallback_limit_mib: int | None = None,
 ) -> BundleTokenizing:
     """The tokenizer of a bundle along `path` (see the module docstring).
 
     :param ascii_fast_path: for ``auto`` without the native core: False takes tokenizers instead of python.
     :param threads: threads the native core shares a batch among.
-    :raises BundleError: ``native`` was asked for and cannot be used here (the message says why).
+    :param fallback_limit_mib: for ``auto`` without the native core: refuse a tokenizer.json that tokenizers would
+        hold in more than this many MiB (the profile's `fallback_tokenizer_mib`); None for no limit.
+    :raises BundleError: ``native`` was asked for and cannot be used here, or ``auto`` would fall back to a
+        tokenizers load bigger than `fallback_limit_mib` (the message says why and what to do).
     """
     if path not in PATHS:
         raise ValueError(f"tokenizing must be one of {', '.join(PATHS)}, got {path!r}")
@@ -80,6 +89,7 @@ def open_tokenizer(
         file = verify_file(bundle_dir, manifest.core_tokenizer.file)
         return native.NativeTokenizer(file, manifest.max_length, threads=threads)
     if path == "auto":
+        _check_fallback_size(bundle_dir, manifest, refusal, fallback_limit_mib)
         _log_once(bundle_dir, refusal)
     from m2v_edge.runtime.tokens import BundleTokenizer  # imported here: the native path never loads tokenizers
 
@@ -87,11 +97,36 @@ def open_tokenizer(
     return BundleTokenizer(verify_tokenizer(bundle_dir, manifest), manifest.max_length, ascii_fast_path=fast)
 
 
+def single_text_pooler(
+    bundle_dir: Path, manifest: Manifest, variant: str, tokenizer: BundleTokenizing
+) -> native.NativePooler | None:
+    """The core's single-text pooler for a native tokenizer and a format-3 variant (its arrays in the data file);
+    None otherwise (single texts then go through onnxruntime)."""
+    entry = manifest.tables.get(variant)
+    if not isinstance(tokenizer, native.NativeTokenizer) or entry is None or not entry.arrays:
+        return None
+    from m2v_edge.runtime.table import VariantTable
+
+    return native.NativePooler(tokenizer, VariantTable(bundle_dir, manifest, variant))
+
+
 def path_name(tokenizer: BundleTokenizing) -> str:
     """The path a tokenizer from `open_tokenizer` takes: native, python or tokenizers."""
     if isinstance(tokenizer, native.NativeTokenizer):
         return "native"
     return "python" if getattr(tokenizer, "fast_path", None) is not None else "tokenizers"
+
+
+def _check_fallback_size(bundle_dir: Path, manifest: Manifest, refusal: str, limit_mib: int | None) -> None:
+    estimate = manifest.tokenizer.size * TOKENIZERS_MEMORY_PER_FILE_BYTE / (1 << 20)
+    if limit_mib is None or estimate <= limit_mib:
+        return
+    raise BundleError(
+        f"bundle {bundle_dir} cannot use the native core here ({refusal}), and tokenizers would hold its "
+        f"{manifest.tokenizer.size / 1e6:.1f} MB tokenizer.json in about {estimate:.0f} MiB, more than this device "
+        f"profile allows (fallback_tokenizer_mib = {limit_mib}): install m2v-edge with its native core (a wheel "
+        "for this platform, or a C compiler for the source build), or pass tokenizing='tokenizers' to try anyway"
+    )
 
 
 def _log_once(bundle_dir: Path, reason: str) -> None:

@@ -85,6 +85,7 @@ def test_cpu_quota_alone_caps_threads(make_root: MakeRoot) -> None:
     assert_options(session_options(detection.profile.session), threads=1, arena=True)
     assert detection.adjustments == (
         "intra_op_threads 4 -> 1 (limit 1 from cgroup CPU quota 1.5, 4 CPUs in /proc/cpuinfo)",
+        "fallback_tokenizer_mib 4096 -> 3927 (1/4 of 15711 MiB usable)",
     )
 
 
@@ -102,6 +103,7 @@ def test_board_keeps_its_profile_but_fits_a_small_memory_limit(make_root: MakeRo
     assert detection.profile.encoding.token_budget == 512 * 8
     assert detection.adjustments == (
         "token_budget 8192 -> 4096 (512 MiB usable x 8 tokens/MiB)",
+        "fallback_tokenizer_mib 4096 -> 128 (1/4 of 512 MiB usable)",
         "ascii_fast_path true -> false (512 MiB usable, 768 MiB or less)",
     )
     assert not detection.profile.encoding.ascii_fast_path

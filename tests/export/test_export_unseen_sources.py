@@ -753,16 +753,17 @@ def test_an_existing_empty_folder_needs_overwrite(small_source, tmp_path) -> Non
 KILL_SCRIPT = r"""
 import os, signal, sys
 import m2v_edge.export.exporter as exporter
+import m2v_edge.export.tables as tables
 
 source, out, point = sys.argv[1:4]
 if point == "while-writing":  # killed while the second variant's table is being prepared
-    real, calls = exporter.quantize_table, []
+    real, calls = tables.quantize_table, []
     def quantize_then_die(table, variant):
         calls.append(variant)
         if len(calls) == 2:
             os.kill(os.getpid(), signal.SIGKILL)
         return real(table, variant)
-    exporter.quantize_table = quantize_then_die
+    tables.quantize_table = quantize_then_die
 else:  # killed with every file written, just before the bundle is renamed into place
     exporter._replace = lambda staging, out: os.kill(os.getpid(), signal.SIGKILL)
 exporter.export_model(source, out, variants=("fp32", "int8"), overwrite=True)
