@@ -51,8 +51,7 @@ def test_a_single_string_gives_one_array(potion_bundle: Path, reference: StaticM
 
 @pytest.mark.parametrize("spec", ["bpeunk-f64-L2", "uni-f32-m64w-L1", "wp-f32-w64-nolimit", "bpenounk-f32-m32-L2"])
 def test_tiny_sequences_are_model2vecs(tiny_models: TinyModels, spec: str) -> None:
-    """An unk token, weights, mappings, truncation at 8 tokens or none. (Not bpeunk-f32-w-L3: the first embedder
-    of that bundle in the session must be test_runtime_tokenizing's, which expects its one-time log line.)"""
+    """An unk token, weights, mappings, truncation at 8 tokens or none."""
     texts = [*word_salads(40), "", "xyzzy 🦊"]
     model = StaticModel.from_pretrained(tiny_models.folder(spec))
     embedder = EdgeEmbedder(tiny_models.bundle(spec), variant="fp32", profile="generic")
