@@ -199,19 +199,9 @@ def test_user_error_exits_2_with_one_line(results, request, argv: list[str], nee
 
 PYTHON_KEYWORD = re.compile(r"(?<![\w.-])[a-z_]+=(?!=)")
 """`overwrite=True`, `token=`: how to fix a call in Python, which a command-line user cannot act on."""
-KEYWORDS_STILL_NAMED = {
-    "export-output-exists": "m2v_edge/export/output.py says 'pass overwrite=True (--overwrite)' (export's wording)",
-}
 
 
-@pytest.mark.parametrize(
-    "case_id",
-    [
-        pytest.param(c[0], marks=pytest.mark.xfail(reason=KEYWORDS_STILL_NAMED[c[0]], strict=True))
-        if c[0] in KEYWORDS_STILL_NAMED else c[0]
-        for c in CASES
-    ],
-)
+@pytest.mark.parametrize("case_id", [c[0] for c in CASES])
 def test_errors_name_options_not_python_keywords(results, case_id: str) -> None:
     line = results[case_id].stderr.strip()
     assert not PYTHON_KEYWORD.search(line), line

@@ -135,6 +135,25 @@ static inline const uint8_t *m2v_string(const m2v_vocab *v, uint32_t index, uint
     return v->strings + v->string_table[2 * index];
 }
 
+/* A cache of pre-tokens already through the model (piece_cache.c). */
+#define PIECE_CACHE_SLOTS 8192
+typedef struct {
+    uint64_t hash; /* 0: an empty slot */
+    uint32_t key, ids;
+    uint16_t key_length, id_count;
+} m2v_piece_slot;
+typedef struct {
+    m2v_piece_slot slots[PIECE_CACHE_SLOTS];
+    uint32_t used;
+    m2v_bytes keys;
+    m2v_ids ids;
+} m2v_piece_cache;
+
+/* The cached ids of a pre-token (*count of them), or NULL. */
+const int64_t *m2v_piece_cache_find(m2v_piece_cache *c, const uint8_t *piece, size_t n, uint32_t *count);
+/* Remember a pre-token's ids (silently nothing when it is too long or memory runs out). */
+void m2v_piece_cache_put(m2v_piece_cache *c, const uint8_t *piece, size_t n, const int64_t *ids, uint32_t count);
+
 /* Scratch space of one thread; reused from text to text. */
 typedef struct {
     m2v_cps cps, cps2, cps3;     /* normalizer ping-pong and scratch */
@@ -146,6 +165,7 @@ typedef struct {
     double *best_score; /* Unigram lattice */
     int32_t *best_start, *best_id;
     size_t lattice_cap;
+    m2v_piece_cache *cache; /* made on first use */
 } m2v_work;
 
 void m2v_work_free(m2v_work *w);

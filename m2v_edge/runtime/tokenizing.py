@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -61,6 +62,42 @@ TOKENIZERS_MEMORY_PER_FILE_BYTE = 25
 of 20.5 MB, 309 MiB for tokenlearn's 276k pieces; a WordPiece takes about 14x)."""
 
 
+@dataclass(frozen=True)
+class PathChoice:
+    """Which path a bundle's texts take, decided before anything is loaded."""
+
+    path: str
+    """native, python or tokenizers (python where the ASCII fast path may apply; tokenizers decides per text)."""
+    why: str
+    """The reason the native core is not used ("" when it is)."""
+
+
+def choose_path(
+    bundle_dir: Path,
+    manifest: Manifest,
+    path: TokenizingPath = "auto",
+    *,
+    ascii_fast_path: bool = True,
+    fallback_limit_mib: int | None = None,
+) -> PathChoice:
+    """The path `open_tokenizer` takes for these arguments (see it); `m2v-edge profile detect --bundle` shows it.
+
+    :raises BundleError: ``native`` cannot be used here, or ``auto`` would fall back to a tokenizers load bigger than
+        `fallback_limit_mib`.
+    """
+    if path not in PATHS:
+        raise ValueError(f"tokenizing must be one of {', '.join(PATHS)}, got {path!r}")
+    if path in ("python", "tokenizers"):
+        return PathChoice(path, f"tokenizing={path!r} was asked for")
+    refusal = native_refusal(bundle_dir, manifest)
+    if not refusal:
+        return PathChoice("native", "")
+    if path == "native":
+        raise BundleError(f"bundle {bundle_dir} cannot use the native core: {refusal}")
+    _check_fallback_size(bundle_dir, manifest, refusal, fallback_limit_mib)
+    return PathChoice("python" if ascii_fast_path else "tokenizers", refusal)
+
+
 def open_tokenizer(
     bundle_dir: Path,
     manifest: Manifest,
@@ -79,22 +116,28 @@ def open_tokenizer(
     :raises BundleError: ``native`` was asked for and cannot be used here, or ``auto`` would fall back to a
         tokenizers load bigger than `fallback_limit_mib` (the message says why and what to do).
     """
-    if path not in PATHS:
-        raise ValueError(f"tokenizing must be one of {', '.join(PATHS)}, got {path!r}")
-    refusal = native_refusal(bundle_dir, manifest) if path in ("auto", "native") else ""
-    if path == "native" and refusal:
-        raise BundleError(f"bundle {bundle_dir} cannot use the native core: {refusal}")
-    if path in ("auto", "native") and not refusal:
+    choice = choose_path(
+        bundle_dir, manifest, path, ascii_fast_path=ascii_fast_path, fallback_limit_mib=fallback_limit_mib
+    )
+    if choice.path == "native":
         assert manifest.core_tokenizer is not None and manifest.core_tokenizer.file is not None
         file = verify_file(bundle_dir, manifest.core_tokenizer.file)
-        return native.NativeTokenizer(file, manifest.max_length, threads=threads)
+        tokenizer = native.NativeTokenizer(file, manifest.max_length, threads=threads)
+        if tokenizer.id_limit != manifest.vocab_size:  # its ids would index past the table, or another vocabulary
+            raise BundleError(
+                f"{file} was compiled for a table of {tokenizer.id_limit} rows but this bundle's has "
+                f"{manifest.vocab_size} (manifest vocab_size): the file does not belong to this bundle; "
+                "re-export the bundle or copy it again"
+            )
+        _log_once(bundle_dir, "tokenizes with the native core")
+        return tokenizer
     if path == "auto":
-        _check_fallback_size(bundle_dir, manifest, refusal, fallback_limit_mib)
-        _log_once(bundle_dir, refusal)
+        _log_once(bundle_dir, f"tokenizes through tokenizers, not the native core: {choice.why}")
     from m2v_edge.runtime.tokens import BundleTokenizer  # imported here: the native path never loads tokenizers
 
-    fast = path == "python" or (path == "auto" and ascii_fast_path)
-    return BundleTokenizer(verify_tokenizer(bundle_dir, manifest), manifest.max_length, ascii_fast_path=fast)
+    return BundleTokenizer(
+        verify_tokenizer(bundle_dir, manifest), manifest.max_length, ascii_fast_path=choice.path == "python"
+    )
 
 
 def single_text_pooler(
@@ -129,8 +172,8 @@ def _check_fallback_size(bundle_dir: Path, manifest: Manifest, refusal: str, lim
     )
 
 
-def _log_once(bundle_dir: Path, reason: str) -> None:
-    key = (str(bundle_dir), reason)
+def _log_once(bundle_dir: Path, what: str) -> None:
+    key = (str(bundle_dir), what)
     if key not in _logged:
         _logged.add(key)
-        logger.info("bundle %s tokenizes through tokenizers, not the native core: %s", bundle_dir, reason)
+        logger.info("bundle %s %s", bundle_dir, what)

@@ -74,6 +74,23 @@ def test_profile_detect_reports_fallbacks(make_root: MakeRoot, capsys: pytest.Ca
     assert "memory size unknown" in out and "chosen: raspberry-pi-4" in out
 
 
+def test_profile_detect_names_each_bundles_tokenizing_path(
+    potion_bundle: Path, tiny_models, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from m2v_edge.runtime import native
+
+    bpe = tiny_models.bundle("bpeunk-f32-w-L3")
+    code, out, _ = run(["profile", "detect", "--bundle", str(potion_bundle), "--bundle", str(bpe)], capsys)
+    assert code == 0
+    assert f"native core: version {native.core_version()}" in out
+    assert f"bundle {potion_bundle}: native\n" in out
+    assert f"bundle {bpe}: python (the native core does not reproduce the BPE model)" in out
+    monkeypatch.setenv(native.SWITCH, "0")
+    code, out, _ = run(["profile", "detect", "--bundle", str(potion_bundle)], capsys)
+    assert "native core: the native core is turned off (M2V_EDGE_NATIVE=0)" in out
+    assert f"bundle {potion_bundle}: " in out and "turned off" in out.splitlines()[-1]
+
+
 def test_tune_command_prints_table_and_writes_profile(
     bundle: Path, user_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -108,9 +108,9 @@ def test_progress_bar_on_request_only(potion, capsys: pytest.CaptureFixture[str]
     many = word_salads(300)
     with_bar = potion.encode(many, show_progress_bar=True)
     err = capsys.readouterr().err
-    assert "Encoding" in err and "300/300" in err  # tqdm's bar
+    assert "300/300" in err and "texts" in err  # a tqdm bar that reached the end (tqdm may draw it more than once)
     np.testing.assert_array_equal(with_bar, potion.encode(many))
-    assert capsys.readouterr().err == ""
+    assert capsys.readouterr().err == ""  # no bar unless asked for
 
 
 def test_a_single_string_gives_one_vector(potion, reference) -> None:

@@ -14,7 +14,13 @@ import pytest
 from m2v_edge.bundle import read_manifest
 from m2v_edge.errors import BundleError
 from m2v_edge.export import export_model
-from m2v_edge.runtime import EdgeEmbedder, native
+from m2v_edge.runtime import EdgeEmbedder, native, tokenizing
+
+
+@pytest.fixture(autouse=True)
+def _log_every_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each reason is logged once per process: forget what other tests' loads logged."""
+    monkeypatch.setattr(tokenizing, "_logged", set())
 
 
 def edit_manifest(bundle: Path, change) -> None:
