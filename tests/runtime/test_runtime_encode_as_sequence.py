@@ -49,7 +49,7 @@ def test_a_single_string_gives_one_array(potion_bundle: Path, reference: StaticM
     np.testing.assert_allclose(vectors, reference.encode_as_sequence("a fast text editor"), rtol=0, atol=1e-6)
 
 
-@pytest.mark.parametrize("spec", ["bpeunk-f64-L2", "uni-f32-m64w-L1", "wp-f32-w64-nolimit", "bpenounk-f32-m32-L2"])
+@pytest.mark.parametrize("spec", ["bpeunk-f32-w-L3", "uni-f32-m64w-L1", "wp-f32-w64-nolimit", "bpenounk-f32-m32-L2"])
 def test_tiny_sequences_are_model2vecs(tiny_models: TinyModels, spec: str) -> None:
     """An unk token, weights, mappings, truncation at 8 tokens or none."""
     texts = [*word_salads(40), "", "xyzzy 🦊"]

@@ -54,7 +54,7 @@ def test_max_length_changes_the_vector_of_long_texts_only(potion) -> None:
 
 def test_max_length_on_bundles_that_truncate_less_or_not_at_all(tiny_models: TinyModels) -> None:
     texts = word_salads(60)
-    for spec in ("bpenounk-f32-m32-L2", "wp-f32-w64-nolimit"):  # max_length 8 (mapping), none (weights)
+    for spec in ("bpeunk-f32-w-L3", "wp-f32-w64-nolimit"):  # max_length 8 (unk, weights), none (weights)
         model = StaticModel.from_pretrained(tiny_models.folder(spec))
         embedder = EdgeEmbedder(tiny_models.bundle(spec), variant="fp32", profile="generic")
         for max_length in (3, 8, 20, None):
@@ -139,7 +139,7 @@ def test_zero_vectors_are_one_warning_per_call(potion, caplog: pytest.LogCapture
 def test_tokenize_is_model2vecs(potion, reference, tiny_models: TinyModels) -> None:
     texts = [*TEXTS, "[UNK] and [CLS] as text", *word_salads(50)]
     assert potion.tokenize(texts) == reference.tokenize(texts)
-    for spec in ("bpeunk-f64-L2", "uni-f32-L2-nolimit"):  # an unk token; no truncation
+    for spec in ("bpeunk-f32-w-L3", "uni-f32-L2-nolimit"):  # truncation at 8 with an unk token; none
         model = StaticModel.from_pretrained(tiny_models.folder(spec))
         embedder = EdgeEmbedder(tiny_models.bundle(spec), variant="fp32", profile="generic")
         assert embedder.tokenize(texts) == model.tokenize(texts)
