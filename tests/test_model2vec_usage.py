@@ -2,7 +2,7 @@
 with `EdgeEmbedder`, changing only the import and the loading line: every result must be model2vec's.
 
 The snippet is written here in the same shape as model2vec's docs (one list, one string, a `max_length`, a progress
-bar), with texts of our own.
+bar, sequences of token embeddings), with texts of our own.
 """
 
 from __future__ import annotations
@@ -29,8 +29,11 @@ vector = model.encode("Where does the night train stop?")
 
 # Cap the tokens per sentence, with a progress bar
 capped = model.encode(["a very long sentence that keeps going " * 40, "short"], max_length=16, show_progress_bar=True)
+
+# Make sequences of token embeddings
+token_embeddings = model.encode_as_sequence(["Pack a raincoat for the trip.", "The museum closes on Mondays."])
 """
-RESULTS = ("embeddings", "vector", "capped")
+RESULTS = ("embeddings", "vector", "capped", "token_embeddings")
 
 
 def run(preamble: str, **names: object) -> dict[str, object]:
@@ -48,9 +51,11 @@ def results(potion_source: Path, potion_bundle: Path) -> tuple[dict[str, object]
 
 @pytest.mark.parametrize("name", RESULTS)
 def test_the_documented_usage_gives_model2vecs_results(results, name: str) -> None:
-    reference, ours = (np.asarray(side[name]) for side in results)
-    assert ours.shape == reference.shape and ours.dtype == np.float32
-    np.testing.assert_allclose(ours, reference, rtol=0, atol=1e-6)
+    reference, ours = (side[name] for side in results)
+    pairs = zip(ours, reference, strict=True) if isinstance(reference, list) else [(ours, reference)]
+    for got, want in pairs:  # a list of arrays for encode_as_sequence on a list
+        assert got.shape == want.shape and got.dtype == np.float32
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
 
 
 def test_the_progress_bar_shows(potion_bundle: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property, partial
 from pathlib import Path
@@ -19,6 +19,7 @@ from m2v_edge.models import resolve_bundle
 from m2v_edge.runtime.batching import padded_batches
 from m2v_edge.runtime.encode_options import UNSET, EncodeOptions, encode_options
 from m2v_edge.runtime.session import build_session
+from m2v_edge.runtime.table import VariantTable
 from m2v_edge.runtime.token_batch import TokenBatch
 from m2v_edge.runtime.tokenizing import (
     BundleTokenizing,
@@ -186,7 +187,37 @@ class EdgeEmbedder:
         if isinstance(sentences, str):
             raise TypeError("tokenize takes a list of texts; for one text, pass [text]")
         tokens = self._tokenizer.tokenize(self._prepare(sentences, None))
-        return self._id_lists(tokens)
+        ids, unk = tokens.ids.tolist(), self.manifest.unk_id
+        return [
+            [token for token in ids[start : start + length] if token != unk]  # model2vec drops unk after truncating
+            for start, length in zip(tokens.offsets.tolist(), tokens.lengths.tolist())
+        ]
+
+    def encode_as_sequence(
+        self,
+        sentences: Sequence[str] | str,
+        *,
+        max_length: int | None = None,
+        batch_size: int = 1024,
+        show_progress_bar: bool = False,
+        use_multiprocessing: bool = True,
+        multiprocessing_threshold: int = 10_000,
+    ) -> list[np.ndarray] | np.ndarray:
+        """Per-token vectors, as model2vec's `StaticModel.encode_as_sequence` gives them: for each text a float32
+        [tokens, dim] array of the vectors its mean is made of (mapping, dequantised table row and token weight
+        applied, the unknown token left out), [0, dim] for a text without tokens; one array for a single string.
+
+        As in model2vec, texts are not truncated unless `max_length` is given (then they are first cut to `max_length
+        * median_token_length` characters). The vectors are read from the variant's data file: the bundle must be of
+        format 3 (exported by m2v-edge 0.3 or later). The other keywords are `encode`'s.
+        """
+        options = encode_options(
+            self.manifest, show_progress_bar=show_progress_bar, max_length=max_length, normalize=None,
+            batch_size=batch_size, ignored={},
+        )
+        texts = [sentences] if isinstance(sentences, str) else list(sentences)
+        sequences = list(self._token_vectors(texts, options))
+        return sequences[0] if isinstance(sentences, str) else sequences
 
     def __repr__(self) -> str:
         return f"EdgeEmbedder({str(self.bundle_dir)!r}, variant={self.variant!r}, profile={self.profile.name!r})"
@@ -227,8 +258,13 @@ class EdgeEmbedder:
 
     def _encode(self, texts: Sequence[str], options: EncodeOptions) -> np.ndarray:
         """The float32 [len(texts), dim] vectors of a list of texts."""
-        texts = self._prepare(texts, options.char_limit)
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        if self.manifest.normalize and not options.normalize:  # the graph normalises: take the mean of the rows
+            for index, vectors in enumerate(self._token_vectors(texts, options)):
+                if len(vectors):
+                    out[index] = vectors.mean(axis=0)
+            return out
+        texts = self._prepare(texts, options.char_limit)
         own_truncation = options.max_length == self.manifest.max_length
         if len(texts) == 1 and own_truncation and not options.show_progress_bar:
             self._encode_single(texts[0], out)
@@ -267,6 +303,26 @@ class EdgeEmbedder:
             if bar is not None:
                 bar.close()
 
+    def _token_vectors(self, texts: Sequence[str], options: EncodeOptions) -> Iterator[np.ndarray]:
+        """Each text's per-token vectors from the variant's data file, chunk by chunk."""
+        texts = self._prepare(texts, options.char_limit)
+        bar = _progress_bar(len(texts)) if options.show_progress_bar else None
+        try:
+            for start, stop in _chunk_bounds(texts, CHUNK_CHARS_PER_BUDGET_TOKEN * self.token_budget):
+                tokens = self._token_ids(texts[start:stop], options.max_length)
+                for offset, length in zip(tokens.offsets.tolist(), tokens.lengths.tolist()):
+                    yield self._table.token_vectors(tokens.ids[offset : offset + length])
+                if bar is not None:
+                    bar.update(stop - start)
+        finally:
+            if bar is not None:
+                bar.close()
+
+    @cached_property
+    def _table(self) -> VariantTable:
+        """The variant's arrays, mapped from its data file on first use."""
+        return VariantTable(self.bundle_dir, self.manifest, self.variant)
+
     def _token_ids(self, texts: Sequence[str], max_length: int | None) -> TokenBatch:
         """Token ids truncated to `max_length` (None: not at all), whatever the bundle's own `max_length` is."""
         bundle_limit = self.manifest.max_length
@@ -289,15 +345,6 @@ class EdgeEmbedder:
             ascii_fast_path=self.profile.encoding.ascii_fast_path,
             threads=self._threads if self._threads is not None else self.profile.session.intra_op_threads,
         )
-
-    def _id_lists(self, tokens: TokenBatch) -> list[list[int]]:
-        """Each text's token ids as a list, the unknown token dropped (as model2vec drops it after truncating)."""
-        ids = tokens.ids.tolist()
-        unk = self.manifest.unk_id
-        return [
-            [token for token in ids[start : start + length] if token != unk]
-            for start, length in zip(tokens.offsets.tolist(), tokens.lengths.tolist())
-        ]
 
     def _warn_zero_vectors(self, texts: Sequence[str], vectors: np.ndarray) -> None:
         """One WARNING naming how many texts gave zero vectors, and why, if any did."""

@@ -59,11 +59,6 @@ def encode_options(
         max_length = manifest.max_length
     elif max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1):
         raise ValueError(f"max_length must be a whole number >= 1 (tokens) or None (no truncation), got {max_length!r}")
-    if normalize is False and manifest.normalize:
-        raise ValueError(
-            "normalize=False: this bundle's graph normalises (the model's config says normalize: true); export the "
-            "model with --no-normalize (normalize=False) for raw mean vectors"
-        )
     char_limit = None if max_length is None else max_length * manifest.median_token_length
     return EncodeOptions(
         max_length=max_length,

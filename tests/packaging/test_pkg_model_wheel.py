@@ -81,7 +81,7 @@ def test_wheel_layout_record_metadata_and_entry_point(bundle: Path, tmp_path: Pa
     manifest = json.loads((bundle / MANIFEST_FILE).read_text())
     inside = {name.split("/bundle/", 1)[1] for name in sizes if "/bundle/" in name}
     listed = {e["file"] for e in [*manifest["variants"].values(), *manifest["tables"].values(), manifest["tokenizer"],
-                                  *manifest["licence_files"]]}
+                                  manifest["core_tokenizer"]["file"], *manifest["licence_files"]]}
     assert inside == listed | {MANIFEST_FILE} and manifest["licence_files"]
     meta = metadata(wheel)
     assert (meta.name, str(meta.version)) == ("m2v-edge-model-tiny-model-v1", "2.0.post1")
@@ -234,7 +234,8 @@ def test_package_ships_only_the_variants_asked_for(
     (wheel,) = (tmp_path / "dist").glob("*.whl")
     manifest = json.loads((bundle / MANIFEST_FILE).read_text())
     expected = {manifest["variants"]["int8"]["file"], manifest["tables"]["int8"]["file"], manifest["tokenizer"]["file"],
-                *(entry["file"] for entry in manifest["licence_files"]), MANIFEST_FILE}
+                manifest["core_tokenizer"]["file"]["file"], *(entry["file"] for entry in manifest["licence_files"]),
+                MANIFEST_FILE}
     assert {name.split("/bundle/", 1)[1] for name in check_record(wheel) if "/bundle/" in name} == expected
     assert main([*argv, "-o", str(tmp_path / "again")]) == 0
     assert (tmp_path / "again" / wheel.name).read_bytes() == wheel.read_bytes()  # still reproducible

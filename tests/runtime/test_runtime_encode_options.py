@@ -80,10 +80,10 @@ def test_normalize_true_on_a_raw_bundle_is_model2vecs(tiny_models: TinyModels) -
         assert_model2vec_vectors(embedder.encode(texts, normalize=False), model.encode(texts, normalize=False))
 
 
-def test_normalize_false_on_a_normalising_bundle_says_how_to_get_raw_vectors(potion) -> None:
+def test_normalize_on_a_normalising_bundle(potion, reference) -> None:
+    """True changes nothing; False gives the raw means (more in test_runtime_encode_as_sequence)."""
     np.testing.assert_array_equal(potion.encode(TEXTS, normalize=True), potion.encode(TEXTS))
-    with pytest.raises(ValueError, match="--no-normalize"):
-        potion.encode(TEXTS, normalize=False)
+    assert_model2vec_vectors(potion.encode(TEXTS, normalize=False), reference.encode(TEXTS, normalize=False))
 
 
 def test_batch_size_and_multiprocessing_keywords_change_nothing(potion) -> None:
