@@ -164,30 +164,34 @@ def block_sweep(
     and updates the manifest entry, so the vectors come from a real graph run by the runtime.
     """
     from m2v_edge import __version__
-    from m2v_edge.bundle import FileEntry, model_file, read_manifest, write_manifest
+    from m2v_edge.bundle import FileEntry, Int4Packing, TableFile, model_file, read_manifest, table_file, write_manifest
+    from m2v_edge.export.data_file import DataFileWriter
     from m2v_edge.export.graph import build_graph
     from m2v_edge.export.quantize import quantize_int4
     from m2v_edge.export.source import load_source
 
     src = load_source(model_dir)
     manifest = read_manifest(bundle)
-    table = src.table[:, : manifest.dim]
+    source = src.table.truncated(manifest.dim)
+    table = source.rows(0, source.shape[0])
     results = {}
     for block_size in block_sizes:
         copy = Path(shutil.copytree(bundle, work / f"int4-block-{block_size}"))
+        stored = quantize_int4(table, block_size)
+        with DataFileWriter(copy / table_file("int4")) as writer:
+            writer.add("table", stored.values)
+            writer.add("scales", stored.scales)
+            for name, values in (("mapping", src.mapping), ("weights", src.weights)):
+                if values is not None:
+                    writer.add(name, values.astype(np.int64 if name == "mapping" else np.float32))
+            sha256, size = writer.close()
+        data = TableFile(table_file("int4"), sha256, size, arrays=dict(writer.arrays), int4=Int4Packing(block_size))
         model = build_graph(
-            quantize_int4(table, block_size),
-            weights=src.weights,
-            mapping=src.mapping,
-            unk_id=manifest.unk_id,
-            normalize=manifest.normalize,
-            producer_version=__version__,
+            data, dim=manifest.dim, unk_id=manifest.unk_id, normalize=manifest.normalize, producer_version=__version__
         )
         (copy / model_file("int4")).write_bytes(model.SerializeToString())
         entries = dict(manifest.variants, int4=FileEntry.of(copy, model_file("int4")))
-        extra = dict(manifest.extra, int4_block_size=block_size)
-        tables = {variant: entry for variant, entry in manifest.tables.items() if variant != "int4"}  # int4 inside
-        write_manifest(copy, dataclasses.replace(manifest, variants=entries, tables=tables, extra=extra))
+        write_manifest(copy, dataclasses.replace(manifest, variants=entries, tables={**manifest.tables, "int4": data}))
         figures = sizes(copy, source_table_bytes)["int4"]
         figures |= quality(vectors(copy, "int4", *texts, threads=None), fp32)
         results[block_size] = figures

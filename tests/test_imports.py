@@ -104,3 +104,30 @@ def test_no_import_cycles_anywhere_in_the_package() -> None:
                 seen.add(module)
                 todo.extend(graph[module])
     assert cycles == [], f"modules that import themselves through others: {cycles}"
+
+
+def test_the_table_reader_needs_only_numpy_and_the_standard_library() -> None:
+    """`m2v_edge.runtime.table` reads data files for code that does not run onnxruntime (model2vec's
+    `encode_as_sequence`, a native pooling core): its own imports are numpy, the standard library and the bundle
+    format's package (itself standard library only)."""
+    import m2v_edge
+
+    package = Path(m2v_edge.__file__).parent
+    graph = _import_graph(package)
+    reached, todo = set(), ["m2v_edge.runtime.table"]
+    while todo:
+        module = todo.pop()
+        if module not in reached:
+            reached.add(module)
+            todo.extend(graph[module])
+    assert reached >= {"m2v_edge.runtime.table", "m2v_edge.bundle"}
+    outside = set()
+    for module in reached:
+        path = package.parent.joinpath(*module.split(".")).with_suffix(".py")
+        path = path if path.is_file() else path.with_suffix("") / "__init__.py"
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                outside |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                outside.add((node.module or "").split(".")[0])
+    assert outside - set(sys.stdlib_module_names) - {"__future__"} == {"m2v_edge", "numpy"}

@@ -1,7 +1,7 @@
 /* Building the double-array tries of the tokenizer file (the export side; m2v_format.h describes the result).
  *
- * Input: a byte trie in breadth-first order (labels, children ranges, values), as export/tokenizer_file.py builds
- * it with numpy. Output: units {base, check, value}: node n's child along byte b sits at unit base[n] ^ b, and
+ * Input: the keys, sorted and unique, end to end in one blob with their offsets, and their values. Output: units
+ * {base, check, value}: node n's child along byte b sits at unit base[n] ^ b, and
  * check[unit] names the parent's unit, so a lookup is two loads. Nodes are placed in breadth-first order, each at
  * the first free units that fit all its children; the array grows by blocks of 256 units, so every base ^ b stays
  * inside it. A free unit that has turned many nodes away is dropped from the free list (left empty), which keeps
@@ -86,30 +86,62 @@ static int64_t find_base(builder *b, const uint8_t *labels, uint32_t n) {
     }
 }
 
-int m2v_build_double_array(const uint8_t *labels, const uint32_t *children, const int32_t *values, uint32_t nodes,
+/* A node waiting to be placed: its unit, the keys below it (a range of the sorted keys) and its depth. */
+typedef struct {
+    uint32_t unit, first, last, depth;
+} pending;
+
+int m2v_build_double_array(const uint8_t *blob, const uint64_t *offsets, const int32_t *values, uint32_t count,
                            m2v_unit **out, uint32_t *out_size) {
     builder b = {0};
     b.head = b.tail = -1;
-    uint32_t *position = malloc((size_t)nodes * sizeof(uint32_t));
-    if (position == NULL || grow(&b)) goto fail;
+    pending *queue = malloc(sizeof(pending) * 1024);
+    size_t queue_cap = 1024, queue_head = 0, queue_len = 0;
+    uint8_t labels[256];
+    uint32_t starts[257];
+    if (queue == NULL || grow(&b)) goto fail;
     unlink_unit(&b, 0);
-    b.units[0] = (m2v_unit){0, M2V_UNIT_ROOT, values[0]};
-    position[0] = 0;
-    for (uint32_t node = 0; node < nodes; node++) {
-        uint32_t first = children[node], last = children[node + 1], at = position[node];
-        b.units[at].value = values[node];
-        if (first == last) continue;
-        int64_t base = find_base(&b, labels + first, last - first);
+    b.units[0] = (m2v_unit){0, M2V_UNIT_ROOT, -1};
+    queue[queue_len++] = (pending){0, 0, count, 0};
+    /* Breadth-first: a node's children are placed together, at the first free units that fit all of them. */
+    while (queue_head < queue_len) {
+        pending node = queue[queue_head++];
+        uint32_t key = node.first, n = 0;
+        if (key < node.last && offsets[key + 1] - offsets[key] == node.depth) {
+            b.units[node.unit].value = values[key]; /* the key that ends here sorts first */
+            key++;
+        }
+        for (; key < node.last; key++) {
+            uint8_t label = blob[offsets[key] + node.depth];
+            if (n == 0 || labels[n - 1] != label) {
+                labels[n] = label;
+                starts[n++] = key;
+            }
+        }
+        if (n == 0) continue;
+        starts[n] = node.last;
+        int64_t base = find_base(&b, labels, n);
         if (base < 0) goto fail;
-        b.units[at].base = (uint32_t)base;
-        for (uint32_t child = first; child < last; child++) {
-            uint32_t unit = (uint32_t)base ^ labels[child];
+        b.units[node.unit].base = (uint32_t)base;
+        if (queue_len + n > queue_cap) {
+            /* drop what was placed already, then grow */
+            memmove(queue, queue + queue_head, (queue_len - queue_head) * sizeof(pending));
+            queue_len -= queue_head;
+            queue_head = 0;
+            if (queue_len + n > queue_cap) {
+                pending *grown = realloc(queue, (queue_cap *= 2) * sizeof(pending));
+                if (grown == NULL) goto fail;
+                queue = grown;
+            }
+        }
+        for (uint32_t i = 0; i < n; i++) {
+            uint32_t unit = (uint32_t)base ^ labels[i];
             unlink_unit(&b, unit);
-            b.units[unit] = (m2v_unit){0, at, -1};
-            position[child] = unit;
+            b.units[unit] = (m2v_unit){0, node.unit, -1};
+            queue[queue_len++] = (pending){unit, starts[i], starts[i + 1], node.depth + 1};
         }
     }
-    free(position);
+    free(queue);
     free(b.next);
     free(b.prev);
     free(b.rejects);
@@ -117,7 +149,7 @@ int m2v_build_double_array(const uint8_t *labels, const uint32_t *children, cons
     *out_size = b.size;
     return 0;
 fail:
-    free(position);
+    free(queue);
     free(b.units);
     free(b.next);
     free(b.prev);

@@ -78,9 +78,9 @@ static inline int32_t m2v_trie_child(const m2v_trie *t, int32_t node, uint8_t la
     return t->units[unit].check == (uint32_t)node ? (int32_t)unit : -1;
 }
 
-/* Build a double array from a breadth-first byte trie (node 0 the root; node n's children are children[n] ..
- * children[n+1]-1, labels increasing). On success *out (malloc'd) holds *size units. */
-int m2v_build_double_array(const uint8_t *labels, const uint32_t *children, const int32_t *values, uint32_t nodes,
+/* Build a double array of `count` keys, sorted (bytewise) and unique, non-empty: key i is blob[offsets[i] ..
+ * offsets[i+1]) with value values[i]. On success *out (malloc'd) holds *size units. */
+int m2v_build_double_array(const uint8_t *blob, const uint64_t *offsets, const int32_t *values, uint32_t count,
                            m2v_unit **out, uint32_t *size);
 
 /* The value of the whole string `s` in the trie, or -1. */
@@ -117,6 +117,13 @@ typedef struct m2v_vocab {
      * used only when ascii_fast is set (every op maps ASCII one byte at a time). */
     int ascii_fast;
     uint16_t ascii_map[128];
+    /* ASCII texts through BertPreTokenizer + WordPiece in one pass (pipeline.c), when the pipeline is exactly that
+     * (normalizer on ascii_map, no normalized added tokens): ascii_class[b] is 0 for a word byte, 1 whitespace,
+     * 2 punctuation; added_first[b] marks bytes that start a raw added token (texts holding one take the general
+     * path). */
+    int ascii_wordpiece;
+    uint8_t ascii_class[128];
+    uint8_t added_first[256];
 } m2v_vocab;
 
 /* Open a mapped tokenizer file: check it whole and fill `v`. Returns NULL, or a message saying what is wrong. */
@@ -127,6 +134,25 @@ static inline const uint8_t *m2v_string(const m2v_vocab *v, uint32_t index, uint
     *length = v->string_table[2 * index + 1];
     return v->strings + v->string_table[2 * index];
 }
+
+/* A cache of pre-tokens already through the model (piece_cache.c). */
+#define PIECE_CACHE_SLOTS 8192
+typedef struct {
+    uint64_t hash; /* 0: an empty slot */
+    uint32_t key, ids;
+    uint16_t key_length, id_count;
+} m2v_piece_slot;
+typedef struct {
+    m2v_piece_slot slots[PIECE_CACHE_SLOTS];
+    uint32_t used;
+    m2v_bytes keys;
+    m2v_ids ids;
+} m2v_piece_cache;
+
+/* The cached ids of a pre-token (*count of them), or NULL. */
+const int64_t *m2v_piece_cache_find(m2v_piece_cache *c, const uint8_t *piece, size_t n, uint32_t *count);
+/* Remember a pre-token's ids (silently nothing when it is too long or memory runs out). */
+void m2v_piece_cache_put(m2v_piece_cache *c, const uint8_t *piece, size_t n, const int64_t *ids, uint32_t count);
 
 /* Scratch space of one thread; reused from text to text. */
 typedef struct {
@@ -139,6 +165,7 @@ typedef struct {
     double *best_score; /* Unigram lattice */
     int32_t *best_start, *best_id;
     size_t lattice_cap;
+    m2v_piece_cache *cache; /* made on first use */
 } m2v_work;
 
 void m2v_work_free(m2v_work *w);

@@ -22,4 +22,7 @@ extern PyTypeObject PoolerType;
  * with a Python exception set. */
 int m2v_py_encode_one(TokenizerObject *self, PyObject *text, long long limit);
 
+/* The module function `batches` (module_batches.c). */
+PyObject *m2v_py_batches(PyObject *module, PyObject *args);
+
 #endif

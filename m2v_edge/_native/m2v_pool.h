@@ -27,7 +27,7 @@ typedef struct {
 
 /* NULL when the arrays are consistent, else what is wrong. */
 const char *m2v_pool_check(const m2v_pool_arrays *a);
-/* out[dim] = the pooled vector of `ids`; -1 when an id or a mapped row is out of range. */
-int m2v_pool(const m2v_pool_arrays *a, const int64_t *ids, size_t n, float *out);
+/* out[dim] = the pooled vector of `ids` (sum[dim] is scratch); -1 when an id or a mapped row is out of range. */
+int m2v_pool(const m2v_pool_arrays *a, const int64_t *ids, size_t n, float *out, double *sum);
 
 #endif

@@ -5,8 +5,10 @@
  *     .encode_batch(texts, limit, threads) -> (ids, lengths): int64 bytes, the texts' ids end to end and each
  *                                  text's count; the GIL is released and the texts are shared among threads
  *     .normalize(text), .pre_tokenize(text)   the pipeline's stages on one text (for tests and diagnostics)
+ *     .id_limit                    every id the file gives is below it (the table rows it was compiled for)
  *   Pooler(...)                    a variant's mapped arrays (see m2v_pool.h), checked
- *   double_array(labels, children, values) -> units   (export) a breadth-first trie as the file's double array
+ *   double_array(keys, offsets, values) -> units   (export) sorted keys as the file's double array
+ *   batches(ids, offsets, lengths, budget)   the pooling graph's padded batches (module_batches.c)
  *     .embed(tokenizer, text, limit, out)     one text's vector into `out` (float32[dim]); returns the token count
  */
 #include <pthread.h>
@@ -14,6 +16,7 @@
 #include <string.h>
 
 #include "m2v_module.h"
+#include "structmember.h"
 
 #define SHORT_TEXT 8192 /* bytes: shorter single texts are tokenized without releasing the GIL */
 
@@ -261,6 +264,12 @@ static PyMethodDef tokenizer_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+static PyMemberDef tokenizer_members[] = {
+    {"id_limit", T_UINT, offsetof(TokenizerObject, vocab.model.id_limit), READONLY,
+     "every id the file gives is below this: the table rows it was compiled for"},
+    {NULL, 0, 0, 0, NULL},
+};
+
 PyTypeObject TokenizerType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "m2v_edge._core.Tokenizer",
     .tp_basicsize = sizeof(TokenizerObject),
@@ -270,24 +279,37 @@ PyTypeObject TokenizerType = {
     .tp_init = (initproc)tokenizer_init,
     .tp_dealloc = (destructor)tokenizer_dealloc,
     .tp_methods = tokenizer_methods,
+    .tp_members = tokenizer_members,
 };
 
 /* ------------------------------------------------------------------------------------------------ exports */
 
 static PyObject *double_array(PyObject *module, PyObject *args) {
-    Py_buffer labels, children, values;
+    Py_buffer blob, offsets, values;
     (void)module;
-    if (!PyArg_ParseTuple(args, "y*y*y*", &labels, &children, &values)) return NULL;
+    if (!PyArg_ParseTuple(args, "y*y*y*", &blob, &offsets, &values)) return NULL;
     PyObject *result = NULL;
-    Py_ssize_t nodes = labels.len;
-    if (nodes < 1 || nodes > INT32_MAX || children.len != (nodes + 1) * 4 || values.len != nodes * 4) {
-        PyErr_SetString(PyExc_ValueError, "labels, children and values disagree on the node count");
+    Py_ssize_t count = values.len / 4;
+    const uint64_t *offset = offsets.buf;
+    int sound = count >= 1 && count <= INT32_MAX && values.len % 4 == 0 && offsets.len == (count + 1) * 8 &&
+                offset[0] == 0 && offset[count] == (uint64_t)blob.len;
+    for (Py_ssize_t i = 0; sound && i < count; i++) {
+        uint64_t length = offset[i + 1] - offset[i], previous = i ? offset[i] - offset[i - 1] : 0;
+        sound = offset[i + 1] > offset[i];
+        if (sound && i) { /* sorted and unique */
+            uint64_t common = length < previous ? length : previous;
+            int order = memcmp((const uint8_t *)blob.buf + offset[i - 1], (const uint8_t *)blob.buf + offset[i], common);
+            sound = order < 0 || (order == 0 && previous < length);
+        }
+    }
+    if (!sound) {
+        PyErr_SetString(PyExc_ValueError, "keys must be non-empty, sorted and unique, one value each");
     } else {
         m2v_unit *units = NULL;
         uint32_t size = 0;
         int status;
         Py_BEGIN_ALLOW_THREADS
-        status = m2v_build_double_array(labels.buf, children.buf, values.buf, (uint32_t)nodes, &units, &size);
+        status = m2v_build_double_array(blob.buf, offset, values.buf, (uint32_t)count, &units, &size);
         Py_END_ALLOW_THREADS
         if (status) {
             PyErr_NoMemory();
@@ -296,15 +318,17 @@ static PyObject *double_array(PyObject *module, PyObject *args) {
         }
         free(units);
     }
-    PyBuffer_Release(&labels);
-    PyBuffer_Release(&children);
+    PyBuffer_Release(&blob);
+    PyBuffer_Release(&offsets);
     PyBuffer_Release(&values);
     return result;
 }
 
 static PyMethodDef module_functions[] = {
     {"double_array", double_array, METH_VARARGS,
-     "double_array(labels, children, values) -> units: a breadth-first byte trie as the file's double array"},
+     "double_array(keys, offsets, values) -> units: sorted unique keys (end to end) as the file's double array"},
+    {"batches", m2v_py_batches, METH_VARARGS,
+     "batches(ids, offsets, lengths, budget) -> [(rows, width, ids, mask)]: padded length-sorted batches"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -79,11 +79,15 @@ static PyObject *pooler_embed(PoolerObject *self, PyObject *args) {
     if (out.len != (Py_ssize_t)self->arrays.dim * 4 || (uintptr_t)out.buf % 4 != 0) {
         PyErr_SetString(PyExc_ValueError, "out must be an aligned float32 buffer of the table's dim");
     } else if (m2v_py_encode_one(t, text, limit) == 0) {
-        if (m2v_pool(&self->arrays, t->ids.data, t->ids.len, out.buf)) {
+        double *sum = PyMem_Malloc(self->arrays.dim * sizeof(double));
+        if (sum == NULL) {
+            PyErr_NoMemory();
+        } else if (m2v_pool(&self->arrays, t->ids.data, t->ids.len, out.buf, sum)) {
             PyErr_SetString(PyExc_ValueError, "a token id is outside the pooling arrays");
         } else {
             result = PyLong_FromSize_t(t->ids.len);
         }
+        PyMem_Free(sum);
     }
     PyBuffer_Release(&out);
     return result;

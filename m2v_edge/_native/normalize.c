@@ -129,6 +129,20 @@ static size_t compose(uint32_t *cps, size_t n) {
 
 /* ---------------------------------------------------------------------------------------------------- ops */
 
+static int lowercase(const m2v_cps *in, m2v_cps *out) {
+    out->len = 0;
+    for (size_t i = 0; i < in->len; i++) {
+        uint32_t length;
+        const uint32_t *lower = m2v_lower(in->data[i], &length);
+        if (lower) {
+            if (put_all(out, lower, length)) return -1;
+        } else {
+            PUT(out, in->data[i]);
+        }
+    }
+    return 0;
+}
+
 static int bert(const m2v_op_record *op, const m2v_cps *in, m2v_cps *out, m2v_cps *spare) {
     out->len = 0;
     for (size_t i = 0; i < in->len; i++) {
@@ -153,33 +167,10 @@ static int bert(const m2v_op_record *op, const m2v_cps *in, m2v_cps *out, m2v_cp
         }
     }
     if (op->flags & M2V_BERT_LOWERCASE) {
-        spare->len = 0;
-        for (size_t i = 0; i < out->len; i++) {
-            uint32_t length;
-            const uint32_t *lower = m2v_lower(out->data[i], &length);
-            if (lower) {
-                if (put_all(spare, lower, length)) return -1;
-            } else {
-                PUT(spare, out->data[i]);
-            }
-        }
+        if (lowercase(out, spare)) return -1;
         m2v_cps swap = *out;
         *out = *spare;
         *spare = swap;
-    }
-    return 0;
-}
-
-static int lowercase(const m2v_cps *in, m2v_cps *out) {
-    out->len = 0;
-    for (size_t i = 0; i < in->len; i++) {
-        uint32_t length;
-        const uint32_t *lower = m2v_lower(in->data[i], &length);
-        if (lower) {
-            if (put_all(out, lower, length)) return -1;
-        } else {
-            PUT(out, in->data[i]);
-        }
     }
     return 0;
 }
@@ -275,6 +266,8 @@ int m2v_normalize(const m2v_vocab *v, m2v_work *w, const uint8_t *text, size_t n
         }
     }
     if (decode_utf8(text, n, &w->cps)) return -1;
+    /* Every scratch array allocated: an op may leave one empty, and the next must not compute NULL + 0. */
+    if (M2V_RESERVE(&w->cps2, 0) || M2V_RESERVE(&w->cps3, 0) || M2V_RESERVE(&w->utf8b, 0)) return -1;
     for (uint32_t i = 0; i < v->normalizer.count; i++) {
         if (apply(v, w, &v->normalizer.ops[i], &w->cps, &w->cps2)) return -1;
         m2v_cps swap = w->cps;

@@ -5,7 +5,8 @@
  *     sum  = sum over kept tokens of w * table[row]
  *     out  = sum / (||sum|| + 1e-32) when normalizing, else sum / max(kept tokens, 1)
  *
- * in float32, as the graph computes it (onnxruntime sums in another order: results agree to float rounding). */
+ * The sum is kept in double precision (the graph sums float32 products in blocks, in another order): the result is
+ * the exact weighted mean rounded to float32, and agrees with the graph to the graph's own float32 rounding. */
 #include <math.h>
 #include <string.h>
 
@@ -49,7 +50,8 @@ const char *m2v_pool_check(const m2v_pool_arrays *a) {
         break;
     default: return "unknown table kind";
     }
-    if (a->table_bytes != (uint64_t)a->rows * row_bytes) return "table size does not match rows x dim";
+    if (a->rows > UINT64_MAX / row_bytes || a->table_bytes != (uint64_t)a->rows * row_bytes)
+        return "table size does not match rows x dim"; /* (a product that wraps around would match a small table) */
     if (a->kind == M2V_TABLE_I8 && a->scales_bytes != (uint64_t)a->rows * 4) return "int8 scales size mismatch";
     if (a->kind == M2V_TABLE_I4 && a->scales_bytes != (uint64_t)a->rows * a->blocks * 2)
         return "int4 scales size mismatch";
@@ -61,23 +63,23 @@ const char *m2v_pool_check(const m2v_pool_arrays *a) {
 }
 
 /* Add w * row into sum. */
-static void add_row(const m2v_pool_arrays *a, uint64_t row, float w, float *sum) {
+static void add_row(const m2v_pool_arrays *a, uint64_t row, float w, double *sum) {
     uint32_t dim = a->dim;
     switch (a->kind) {
     case M2V_TABLE_F32: {
         const float *r = (const float *)a->table + row * dim;
-        for (uint32_t d = 0; d < dim; d++) sum[d] += w * r[d];
+        for (uint32_t d = 0; d < dim; d++) sum[d] += (double)w * r[d];
         break;
     }
     case M2V_TABLE_F16: {
         const uint16_t *r = (const uint16_t *)a->table + row * dim;
-        for (uint32_t d = 0; d < dim; d++) sum[d] += w * half_to_float(r[d]);
+        for (uint32_t d = 0; d < dim; d++) sum[d] += (double)w * half_to_float(r[d]);
         break;
     }
     case M2V_TABLE_I8: {
         const int8_t *r = (const int8_t *)a->table + row * dim;
-        float scaled = w * ((const float *)a->scales)[row];
-        for (uint32_t d = 0; d < dim; d++) sum[d] += scaled * (float)r[d];
+        double scaled = (double)w * ((const float *)a->scales)[row];
+        for (uint32_t d = 0; d < dim; d++) sum[d] += scaled * r[d];
         break;
     }
     case M2V_TABLE_I4: {
@@ -85,12 +87,12 @@ static void add_row(const m2v_pool_arrays *a, uint64_t row, float w, float *sum)
         const uint8_t *r = (const uint8_t *)a->table + row * ((uint64_t)a->blocks * half);
         const uint16_t *scales = (const uint16_t *)a->scales + row * a->blocks;
         for (uint32_t k = 0; k < a->blocks; k++) {
-            float scaled = w * half_to_float(scales[k]);
+            double scaled = (double)w * half_to_float(scales[k]);
             for (uint32_t j = 0; j < half; j++) {
                 uint8_t byte = r[k * half + j];
                 uint32_t low = k * a->block + j, high = low + half;
-                if (low < dim) sum[low] += scaled * (float)((int)(byte & 0x0F) - 8);
-                if (high < dim) sum[high] += scaled * (float)((int)(byte >> 4) - 8);
+                if (low < dim) sum[low] += scaled * ((int)(byte & 0x0F) - 8);
+                if (high < dim) sum[high] += scaled * ((int)(byte >> 4) - 8);
             }
         }
         break;
@@ -98,9 +100,9 @@ static void add_row(const m2v_pool_arrays *a, uint64_t row, float w, float *sum)
     }
 }
 
-int m2v_pool(const m2v_pool_arrays *a, const int64_t *ids, size_t n, float *out) {
+int m2v_pool(const m2v_pool_arrays *a, const int64_t *ids, size_t n, float *out, double *sum) {
     uint32_t dim = a->dim;
-    for (uint32_t d = 0; d < dim; d++) out[d] = 0.0f;
+    for (uint32_t d = 0; d < dim; d++) sum[d] = 0.0;
     uint64_t kept = 0;
     for (size_t t = 0; t < n; t++) {
         int64_t id = ids[t];
@@ -109,17 +111,17 @@ int m2v_pool(const m2v_pool_arrays *a, const int64_t *ids, size_t n, float *out)
         int64_t row = a->mapping ? a->mapping[id] : id;
         if (row < 0 || (uint64_t)row >= a->rows) return -1;
         float w = a->weights ? a->weights[id] : 1.0f;
-        add_row(a, (uint64_t)row, w, out);
+        add_row(a, (uint64_t)row, w, sum);
         kept++;
     }
     if (a->normalize) {
-        float squares = 0.0f;
-        for (uint32_t d = 0; d < dim; d++) squares += out[d] * out[d];
-        float norm = sqrtf(squares) + 1e-32f;
-        for (uint32_t d = 0; d < dim; d++) out[d] /= norm;
+        double squares = 0.0;
+        for (uint32_t d = 0; d < dim; d++) squares += sum[d] * sum[d];
+        double norm = sqrt(squares) + 1e-32;
+        for (uint32_t d = 0; d < dim; d++) out[d] = (float)(sum[d] / norm);
     } else {
-        float divisor = kept > 0 ? (float)kept : 1.0f;
-        for (uint32_t d = 0; d < dim; d++) out[d] /= divisor;
+        double divisor = kept > 0 ? (double)kept : 1.0;
+        for (uint32_t d = 0; d < dim; d++) out[d] = (float)(sum[d] / divisor);
     }
     return 0;
 }

@@ -8,7 +8,7 @@
 #include "m2v_unicode.h"
 
 int m2v_reserve(void **data, size_t *cap, size_t need, size_t item) {
-    if (need <= *cap) return 0;
+    if (need <= *cap && *data != NULL) return 0; /* a reserved array is never NULL, even when empty: NULL + 0 is UB */
     size_t grown = *cap ? *cap * 2 : 64;
     if (grown < need) grown = need;
     if (grown > SIZE_MAX / item) return -1;
@@ -35,6 +35,11 @@ void m2v_work_free(m2v_work *w) {
     free(w->best_score);
     free(w->best_start);
     free(w->best_id);
+    if (w->cache != NULL) {
+        free(w->cache->keys.data);
+        free(w->cache->ids.data);
+        free(w->cache);
+    }
     memset(w, 0, sizeof(*w));
 }
 
@@ -65,6 +70,7 @@ static uint32_t read_u32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p
 static uint64_t read_u64(const uint8_t *p) { return read_u32(p) | (uint64_t)read_u32(p + 4) << 32; }
 
 static const char *read_sections(const uint8_t *data, uint64_t size, section *sections) {
+    if ((uintptr_t)data % 8 != 0) return "tokenizer file not 8-byte aligned in memory"; /* sections hold u32, f64 */
     if (size < M2V_HEADER_BYTES || memcmp(data, M2V_MAGIC, 8) != 0) return "not an m2v-edge tokenizer file";
     if (read_u32(data + 8) != M2V_FORMAT_VERSION) return "tokenizer file of another format version";
     uint32_t count = read_u32(data + 12);
@@ -254,6 +260,18 @@ static void plan_ascii(m2v_vocab *v) {
     }
 }
 
+static void plan_ascii_wordpiece(m2v_vocab *v) {
+    v->ascii_wordpiece = v->ascii_fast && v->model.kind == M2V_MODEL_WORDPIECE && v->pretokenizer.count == 1 &&
+                         v->pretokenizer.ops[0].op == M2V_PRE_BERT && v->added_normalized.count == 0;
+    for (int b = 0; b < 128; b++) {
+        unsigned flags = m2v_props((uint32_t)b).flags;
+        v->ascii_class[b] = (flags & M2V_WHITESPACE) ? 1 : (flags & M2V_PUNCTUATION) ? 2 : 0;
+    }
+    for (int b = 0; b < 256; b++) {
+        v->added_first[b] = v->added_raw.count > 0 && m2v_trie_child(&v->added_raw, 0, (uint8_t)b) >= 0;
+    }
+}
+
 /* --------------------------------------------------------------------------------------------------- open */
 
 const char *m2v_vocab_open(m2v_vocab *v, const uint8_t *data, uint64_t size) {
@@ -328,5 +346,6 @@ const char *m2v_vocab_open(m2v_vocab *v, const uint8_t *data, uint64_t size) {
         v->prefix_node = node;
     }
     plan_ascii(v);
+    plan_ascii_wordpiece(v);
     return NULL;
 }

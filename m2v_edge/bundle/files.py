@@ -1,9 +1,11 @@
-"""Reading a bundle's files safely: names that stay inside the folder, regular files only, their sha256."""
+"""A bundle's files: their manifest entries (`FileEntry`), their sha256, and reading them safely (names that stay
+inside the folder, regular files only)."""
 
 from __future__ import annotations
 
 import os
 import stat as stat_mode
+from dataclasses import dataclass
 from pathlib import Path
 
 from m2v_edge.errors import BundleError
@@ -18,6 +20,21 @@ def sha256_file(path: Path) -> str:
         while chunk := handle.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """A file of the bundle with the sha256 and size it must have."""
+
+    file: str
+    sha256: str
+    size: int
+
+    @classmethod
+    def of(cls, folder: Path, name: str) -> FileEntry:
+        """Describe the file `folder/name` as it is now."""
+        path = folder / name
+        return cls(file=name, sha256=sha256_file(path), size=path.stat().st_size)
 
 
 def leaves_folder(name: str) -> bool:

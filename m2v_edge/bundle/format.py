@@ -5,8 +5,9 @@ The leaf of `m2v_edge.bundle`: every other module of the package imports it, it 
 
 from __future__ import annotations
 
-FORMAT_VERSION = 2
-"""1: tables inside the graphs. 2: each variant's table in `model.<variant>.data` beside its graph (format 1 still read)."""
+FORMAT_VERSION = 3
+"""1: tables inside the graphs. 2: each variant's token table in `model.<variant>.data` beside its graph. 3: every
+array a variant's graph reads in `model.<variant>.data`, laid out in the manifest. Formats 1 and 2 are still read."""
 MANIFEST_FILE = "m2v_edge.json"
 TOKENIZER_FILE = "tokenizer.json"
 CORE_TOKENIZER_FILE = "tokenizer.m2v"
@@ -28,10 +29,11 @@ def model_file(variant: str) -> str:
 
 
 def table_file(variant: str) -> str:
-    """The file name of a variant's token table (the graph's external data) inside a bundle."""
+    """The file name of a variant's data file (the graph's external data: its arrays) inside a bundle."""
     return f"model.{variant}.data"
 
 
 def table_tensor(variant: str) -> str:
-    """The name of the graph initializer that holds a variant's token table."""
+    """The name of the graph initializer that holds a variant's token table in formats 1 and 2 (format 3 names the
+    graph's arrays as the manifest does: `table`, `scales`, `mapping`, `weights`)."""
     return "int4_table" if variant == "int4" else "table"

@@ -11,24 +11,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from m2v_edge.bundle.files import bundle_file_stat, sha256_file
-from m2v_edge.bundle.format import CORE_TOKENIZER_FILE, FORMAT_VERSION, MANIFEST_FILE, table_file
+from m2v_edge.bundle.files import FileEntry, bundle_file_stat
+from m2v_edge.bundle.format import CORE_TOKENIZER_FILE, FORMAT_VERSION, MANIFEST_FILE, VARIANTS, table_file
+from m2v_edge.bundle.layout import TableFile, check_table_file
 from m2v_edge.errors import BundleError
-
-
-@dataclass(frozen=True)
-class FileEntry:
-    """A file of the bundle with the sha256 and size it must have."""
-
-    file: str
-    sha256: str
-    size: int
-
-    @classmethod
-    def of(cls, folder: Path, name: str) -> FileEntry:
-        """Describe the file `folder/name` as it is now."""
-        path = folder / name
-        return cls(file=name, sha256=sha256_file(path), size=path.stat().st_size)
 
 
 @dataclass(frozen=True)
@@ -92,8 +78,9 @@ class Manifest:
     truncated_from: int | None = None
     """The source table's dim when the export kept only its first `dim` dimensions (`export_model(...,
     dimensionality=N)`, `--dim N`), None when every dimension was kept. Absent from older manifests."""
-    tables: dict[str, FileEntry] = field(default_factory=dict)
-    """Each variant's table file (format 2); empty in format 1, whose graphs hold their tables."""
+    tables: dict[str, TableFile] = field(default_factory=dict)
+    """Each variant's data file: in format 3 every array its graph reads, with their layout; in format 2 the token
+    table alone (no layout: the whole file); empty in format 1, whose graphs hold their tables."""
     core_tokenizer: CoreTokenizer | None = None
     """The export's decision about the native core; None in bundles exported before the core existed."""
 
@@ -160,7 +147,7 @@ class Manifest:
                 format_version=version,
                 extra=dict(data.get("extra", {})),
                 truncated_from=_optional_int(data.get("truncated_from")),
-                tables={name: FileEntry(**entry) for name, entry in data.get("tables", {}).items()},
+                tables={name: TableFile.from_dict(entry) for name, entry in data.get("tables", {}).items()},
                 core_tokenizer=(
                     None if data.get("core_tokenizer") is None else CoreTokenizer.from_dict(data["core_tokenizer"])
                 ),
@@ -199,6 +186,23 @@ def _check_values(manifest: Manifest) -> None:
             raise ValueError(f"sha256 of {entry.file} must be 64 lowercase hex digits, got {entry.sha256!r}")
         if isinstance(entry.size, bool) or not isinstance(entry.size, int) or entry.size < 0:
             raise ValueError(f"size of {entry.file} must be a whole number of bytes, got {entry.size!r}")
+    _check_layouts(manifest)
+
+
+def _check_layouts(manifest: Manifest) -> None:
+    """Format 3: every variant has a data file laid out as its graph reads it. Before: no layouts. (A variant this
+    version does not know is refused by `verify_model`, with the advice to upgrade.)"""
+    for variant in manifest.variants:
+        entry = manifest.tables.get(variant)
+        if variant not in VARIANTS:
+            continue
+        if manifest.format_version < 3:
+            if entry is not None and (entry.arrays or entry.int4 is not None):
+                raise ValueError(f"tables.{variant} lists arrays, which bundle format {manifest.format_version} has not")
+        elif entry is None or not entry.arrays:
+            raise ValueError(f"variant {variant} has no data file layout in tables")
+        else:
+            check_table_file(variant, entry, dim=manifest.dim, vocab_size=manifest.vocab_size)
 
 
 def _optional_int(value: Any) -> int | None:

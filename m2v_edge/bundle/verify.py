@@ -3,16 +3,18 @@ and the content checks of `m2v_edge.bundle.checks`, once per file state (`m2v_ed
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
 from m2v_edge.bundle import checks, stamps
-from m2v_edge.bundle.files import bundle_file_stat, leaves_folder, sha256_file
+from m2v_edge.bundle.files import FileEntry, bundle_file_stat, leaves_folder, sha256_file
 from m2v_edge.bundle.format import VARIANTS, model_file
-from m2v_edge.bundle.manifest import FileEntry, Manifest
+from m2v_edge.bundle.layout import TableFile, check_table_file
+from m2v_edge.bundle.manifest import Manifest
 from m2v_edge.errors import BundleError
 
-CHECKS_VERSION = 2
+CHECKS_VERSION = 3
 """Part of every stamp's `check_id`: bumped when the checks change, so that files are checked again."""
 
 
@@ -57,13 +59,9 @@ def verify_file(
 
 
 def verify_model(bundle_dir: Path, manifest: Manifest, variant: str) -> Path:
-    """`verify_file` for a variant's table file (format 2) and graph, the graph checked by
+    """`verify_data` when the variant has a data file (formats 2 and 3), then `verify_file` for its graph, checked by
     `m2v_edge.bundle.checks.check_model_file`; return the graph's path."""
-    if variant not in VARIANTS:
-        raise BundleError(
-            f"bundle {bundle_dir} has a variant {variant!r} this m2v-edge does not know: "
-            "upgrade m2v-edge (pip install -U m2v-edge)"
-        )
+    _check_variant(bundle_dir, variant)
     entry = manifest.variants[variant]
     if entry.file != model_file(variant) and not leaves_folder(entry.file):  # verify_file explains the latter
         raise BundleError(
@@ -72,11 +70,48 @@ def verify_model(bundle_dir: Path, manifest: Manifest, variant: str) -> Path:
         )
     table = manifest.tables.get(variant)
     if table is not None:
-        verify_file(bundle_dir, table)
-    check_id = f"model{CHECKS_VERSION}.{variant}.{manifest.dim}.{manifest.vocab_size}.{table.size if table else '-'}"
+        verify_data(bundle_dir, manifest, variant)
+    layout = _layout_key(table) if table is not None else "-"
+    check_id = f"model{CHECKS_VERSION}.{variant}.{manifest.dim}.{manifest.vocab_size}.{layout}"
     return verify_file(
         bundle_dir, entry, check=lambda path: checks.check_model_file(path, manifest, variant), check_id=check_id
     )
+
+
+def verify_data(bundle_dir: Path, manifest: Manifest, variant: str) -> Path:
+    """`verify_file` for a variant's data file, in format 3 checked by `m2v_edge.bundle.checks.check_data_file`
+    (its layout was checked with the manifest); return its path. Raises `BundleError` when the variant has none."""
+    _check_variant(bundle_dir, variant)
+    table = manifest.tables.get(variant)
+    if table is None:
+        raise BundleError(f"variant {variant} of {bundle_dir} has no data file (bundle format "
+                          f"{manifest.format_version} keeps its table in the graph); re-export the bundle")
+    if not table.arrays:  # format 2: the whole file is the table, checked with the graph
+        return verify_file(bundle_dir, table)
+    try:  # read_manifest checked it; a Manifest built in code was not
+        check_table_file(variant, table, dim=manifest.dim, vocab_size=manifest.vocab_size)
+    except ValueError as exc:
+        raise BundleError(f"the manifest of {bundle_dir} lays out {table.file} wrongly ({exc}); re-export the "
+                          "bundle") from None
+    check_id = f"data{CHECKS_VERSION}.{variant}.{_layout_key(table)}"
+    return verify_file(
+        bundle_dir, table, check=lambda path: checks.check_data_file(path, manifest, variant), check_id=check_id
+    )
+
+
+def _check_variant(bundle_dir: Path, variant: str) -> None:
+    if variant not in VARIANTS:
+        raise BundleError(
+            f"bundle {bundle_dir} has a variant {variant!r} this m2v-edge does not know: "
+            "upgrade m2v-edge (pip install -U m2v-edge)"
+        )
+
+
+def _layout_key(table: TableFile) -> str:
+    """A short name for a data file's size and layout, part of the stamps of the checks that compared it: any change
+    of the layout in the manifest has the graph and data file checked again."""
+    layout = (table.size, sorted(table.arrays.items()), table.int4)
+    return f"{table.size}.{zlib.crc32(repr(layout).encode()):08x}"
 
 
 def verify_tokenizer(bundle_dir: Path, manifest: Manifest) -> Path:

@@ -41,8 +41,7 @@ def probe_texts(pieces: Iterable[str], added: Iterable[str], max_length: int | N
     """The probe set for a tokenizer with vocabulary `pieces` and added-token contents `added`."""
     rng = random.Random(SEED)
     vocabulary = [piece for piece in pieces if piece]
-    rng.shuffle(vocabulary)
-    vocabulary = vocabulary[:20_000]
+    vocabulary = rng.sample(vocabulary, min(len(vocabulary), 20_000))
     texts = list(EDGE_CASES)
     texts += [_script_text(rng, low, high) for low, high in SCRIPT_RANGES for _ in range(24)]
     texts += [_vocabulary_text(rng, vocabulary) for _ in range(1500 if vocabulary else 0)]

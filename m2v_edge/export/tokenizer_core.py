@@ -17,18 +17,21 @@ from tokenizers import Tokenizer
 
 from m2v_edge.bundle import CORE_TOKENIZER_FILE, CoreTokenizer, FileEntry
 from m2v_edge.export.probe_texts import probe_texts
-from m2v_edge.export.tokenizer_file import Unsupported, compile_tokenizer
+from m2v_edge.export.tokenizer_file import Unsupported, compile_tokenizer, model_vocabulary
 from m2v_edge.runtime import native
 
 logger = logging.getLogger(__name__)
 
 
 def write_core_tokenizer(
-    folder: Path, spec: dict[str, Any], tokenizer: Tokenizer, *, id_limit: int, max_length: int | None
+    folder: Path, tokenizer: Tokenizer, spec: dict[str, Any], *, id_limit: int, max_length: int | None
 ) -> CoreTokenizer:
-    """Write `tokenizer.m2v` into the bundle `folder` when the core reproduces `tokenizer` (loaded from `spec`,
-    padding and truncation off), and say what was decided.
+    """Write `tokenizer.m2v` into the bundle `folder` when the core reproduces the bundle's tokenizer, and say what
+    was decided.
 
+    :param tokenizer: the bundle's tokenizer, loaded (padding and truncation off; the check sets and clears
+        truncation).
+    :param spec: its tokenizer.json, parsed.
     :param id_limit: the bundle's table rows.
     :param max_length: the bundle's truncation, applied on both sides of the check.
     """
@@ -42,7 +45,7 @@ def write_core_tokenizer(
     path = folder / CORE_TOKENIZER_FILE
     path.write_bytes(data)
     added = [token.content for token in tokenizer.get_added_tokens_decoder().values()]
-    texts = probe_texts(tokenizer.get_vocab(with_added_tokens=False), added, max_length)
+    texts = probe_texts(model_vocabulary(spec.get("model")), added, max_length)
     differs = _first_difference(path, tokenizer, texts, max_length)
     if differs is not None:
         path.unlink()

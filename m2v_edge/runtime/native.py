@@ -15,8 +15,9 @@ from __future__ import annotations
 import mmap
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -58,11 +59,21 @@ def core_version() -> int | None:
     return int(_core.CORE_VERSION) if available() else None
 
 
-def double_array(labels: bytes, children: bytes, values: bytes) -> bytes:
-    """The tokenizer file's double-array units for a breadth-first byte trie (the export builds its tries here)."""
+def double_array(keys: bytes, offsets: bytes, values: bytes) -> bytes:
+    """The tokenizer file's double-array units for sorted, unique, non-empty keys laid end to end (uint64 offsets,
+    one more than keys; int32 values): the export builds its tries here."""
     if not available():
         raise BundleError(unavailable_reason())
-    return _core.double_array(labels, children, values)
+    return _core.double_array(keys, offsets, values)
+
+
+def batches(tokens: TokenBatch, budget: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The pooling graph's batches (see `m2v_edge.runtime.batching`), built by the core: (rows, ids, mask)."""
+    arrays = (np.ascontiguousarray(a, dtype=np.int64) for a in (tokens.ids, tokens.offsets, tokens.lengths))
+    for rows, width, padded, mask in _core.batches(*arrays, budget):
+        indices = np.frombuffer(rows, dtype=np.int64)
+        shape = (len(indices), width)
+        yield indices, _int64(padded).reshape(shape), _int64(mask).reshape(shape)
 
 
 class NativeTokenizer:
@@ -87,6 +98,8 @@ class NativeTokenizer:
         except ValueError as exc:
             raise BundleError(f"{path} is damaged ({exc}); re-export the bundle or copy it again") from None
         self.path = path
+        self.id_limit: int = self._core.id_limit
+        """Every id the file gives is below this: the table rows the export compiled it for."""
         self.max_length = max_length
         self.threads = max(1, threads)
         self._limit = -1 if max_length is None else max_length
@@ -114,6 +127,46 @@ class NativeTokenizer:
     def pre_tokenize(self, text: str) -> list[str]:
         """The pre-tokenizer's pieces of `text`, for tests and diagnostics."""
         return self._core.pre_tokenize(_cleaned([text])[0])
+
+
+_TABLE_KINDS = {"fp32": 0, "fp16": 1, "int8": 2, "int4": 3}
+
+
+class NativePooler:
+    """One text's vector in the core, from a variant's mapped arrays (`m2v_edge.runtime.table.VariantTable`): the
+    single-text path, without an onnxruntime call. The same arithmetic as the pooling graph (parity-tested against
+    it); the GIL is held for short texts, whose tokenizing and pooling take a few microseconds.
+
+    :param tokenizer: the bundle's native tokenizer.
+    :param table: the variant's arrays.
+    """
+
+    def __init__(self, tokenizer: NativeTokenizer, table: Any) -> None:
+        arrays = table.arrays
+        values, scales = arrays["table"], arrays["scales"]
+        blocks = int(scales.shape[1]) if table.block_size is not None else 0
+        try:
+            self._core = _core.Pooler(
+                table=values, kind=_TABLE_KINDS[table.variant], rows=int(values.shape[0]), dim=table.dim,
+                block=table.block_size or 0, blocks=blocks, scales=scales, mapping=arrays["mapping"],
+                weights=arrays["weights"], id_count=table.vocab_size,
+                unk_id=-1 if table.unk_id is None else table.unk_id, normalize=table.normalize,
+            )
+        except ValueError as exc:
+            raise BundleError(f"the {table.variant} arrays cannot be pooled ({exc}); re-export the bundle") from None
+        self._tokenizer = tokenizer
+        self._table = table  # keeps the mapping alive
+
+    def embed(self, text: str, out: np.ndarray) -> None:
+        """Write the vector of `text` into `out` (float32, C-contiguous, [dim])."""
+        try:
+            self._core.embed(self._tokenizer._core, text, self._tokenizer._limit, out)
+        except UnicodeEncodeError:
+            self._core.embed(self._tokenizer._core, _cleaned([text])[0], self._tokenizer._limit, out)
+
+
+def _int64(data: bytes) -> np.ndarray:
+    return np.frombuffer(data, dtype=np.int64)
 
 
 def _cleaned(texts: Sequence[str]) -> list[str]:

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -56,6 +57,47 @@ def native_refusal(bundle_dir: Path, manifest: Manifest) -> str:
     return ""
 
 
+TOKENIZERS_MEMORY_PER_FILE_BYTE = 25
+"""tokenizers' private memory per byte of tokenizer.json, at worst (measured: 515 MiB for a 500,353-piece Unigram
+of 20.5 MB, 309 MiB for tokenlearn's 276k pieces; a WordPiece takes about 14x)."""
+
+
+@dataclass(frozen=True)
+class PathChoice:
+    """Which path a bundle's texts take, decided before anything is loaded."""
+
+    path: str
+    """native, python or tokenizers (python where the ASCII fast path may apply; tokenizers decides per text)."""
+    why: str
+    """The reason the native core is not used ("" when it is)."""
+
+
+def choose_path(
+    bundle_dir: Path,
+    manifest: Manifest,
+    path: TokenizingPath = "auto",
+    *,
+    ascii_fast_path: bool = True,
+    fallback_limit_mib: int | None = None,
+) -> PathChoice:
+    """The path `open_tokenizer` takes for these arguments (see it); `m2v-edge profile detect --bundle` shows it.
+
+    :raises BundleError: ``native`` cannot be used here, or ``auto`` would fall back to a tokenizers load bigger than
+        `fallback_limit_mib`.
+    """
+    if path not in PATHS:
+        raise ValueError(f"tokenizing must be one of {', '.join(PATHS)}, got {path!r}")
+    if path in ("python", "tokenizers"):
+        return PathChoice(path, f"tokenizing={path!r} was asked for")
+    refusal = native_refusal(bundle_dir, manifest)
+    if not refusal:
+        return PathChoice("native", "")
+    if path == "native":
+        raise BundleError(f"bundle {bundle_dir} cannot use the native core: {refusal}")
+    _check_fallback_size(bundle_dir, manifest, refusal, fallback_limit_mib)
+    return PathChoice("python" if ascii_fast_path else "tokenizers", refusal)
+
+
 def open_tokenizer(
     bundle_dir: Path,
     manifest: Manifest,
@@ -63,28 +105,52 @@ def open_tokenizer(
     path: TokenizingPath = "auto",
     ascii_fast_path: bool = True,
     threads: int = 1,
+    fallback_limit_mib: int | None = None,
 ) -> BundleTokenizing:
     """The tokenizer of a bundle along `path` (see the module docstring).
 
     :param ascii_fast_path: for ``auto`` without the native core: False takes tokenizers instead of python.
     :param threads: threads the native core shares a batch among.
-    :raises BundleError: ``native`` was asked for and cannot be used here (the message says why).
+    :param fallback_limit_mib: for ``auto`` without the native core: refuse a tokenizer.json that tokenizers would
+        hold in more than this many MiB (the profile's `fallback_tokenizer_mib`); None for no limit.
+    :raises BundleError: ``native`` was asked for and cannot be used here, or ``auto`` would fall back to a
+        tokenizers load bigger than `fallback_limit_mib` (the message says why and what to do).
     """
-    if path not in PATHS:
-        raise ValueError(f"tokenizing must be one of {', '.join(PATHS)}, got {path!r}")
-    refusal = native_refusal(bundle_dir, manifest) if path in ("auto", "native") else ""
-    if path == "native" and refusal:
-        raise BundleError(f"bundle {bundle_dir} cannot use the native core: {refusal}")
-    if path in ("auto", "native") and not refusal:
+    choice = choose_path(
+        bundle_dir, manifest, path, ascii_fast_path=ascii_fast_path, fallback_limit_mib=fallback_limit_mib
+    )
+    if choice.path == "native":
         assert manifest.core_tokenizer is not None and manifest.core_tokenizer.file is not None
         file = verify_file(bundle_dir, manifest.core_tokenizer.file)
-        return native.NativeTokenizer(file, manifest.max_length, threads=threads)
+        tokenizer = native.NativeTokenizer(file, manifest.max_length, threads=threads)
+        if tokenizer.id_limit != manifest.vocab_size:  # its ids would index past the table, or another vocabulary
+            raise BundleError(
+                f"{file} was compiled for a table of {tokenizer.id_limit} rows but this bundle's has "
+                f"{manifest.vocab_size} (manifest vocab_size): the file does not belong to this bundle; "
+                "re-export the bundle or copy it again"
+            )
+        _log_once(bundle_dir, "tokenizes with the native core")
+        return tokenizer
     if path == "auto":
-        _log_once(bundle_dir, refusal)
+        _log_once(bundle_dir, f"tokenizes through tokenizers, not the native core: {choice.why}")
     from m2v_edge.runtime.tokens import BundleTokenizer  # imported here: the native path never loads tokenizers
 
-    fast = path == "python" or (path == "auto" and ascii_fast_path)
-    return BundleTokenizer(verify_tokenizer(bundle_dir, manifest), manifest.max_length, ascii_fast_path=fast)
+    return BundleTokenizer(
+        verify_tokenizer(bundle_dir, manifest), manifest.max_length, ascii_fast_path=choice.path == "python"
+    )
+
+
+def single_text_pooler(
+    bundle_dir: Path, manifest: Manifest, variant: str, tokenizer: BundleTokenizing
+) -> native.NativePooler | None:
+    """The core's single-text pooler for a native tokenizer and a format-3 variant (its arrays in the data file);
+    None otherwise (single texts then go through onnxruntime)."""
+    entry = manifest.tables.get(variant)
+    if not isinstance(tokenizer, native.NativeTokenizer) or entry is None or not entry.arrays:
+        return None
+    from m2v_edge.runtime.table import VariantTable
+
+    return native.NativePooler(tokenizer, VariantTable(bundle_dir, manifest, variant))
 
 
 def path_name(tokenizer: BundleTokenizing) -> str:
@@ -94,8 +160,20 @@ def path_name(tokenizer: BundleTokenizing) -> str:
     return "python" if getattr(tokenizer, "fast_path", None) is not None else "tokenizers"
 
 
-def _log_once(bundle_dir: Path, reason: str) -> None:
-    key = (str(bundle_dir), reason)
+def _check_fallback_size(bundle_dir: Path, manifest: Manifest, refusal: str, limit_mib: int | None) -> None:
+    estimate = manifest.tokenizer.size * TOKENIZERS_MEMORY_PER_FILE_BYTE / (1 << 20)
+    if limit_mib is None or estimate <= limit_mib:
+        return
+    raise BundleError(
+        f"bundle {bundle_dir} cannot use the native core here ({refusal}), and tokenizers would hold its "
+        f"{manifest.tokenizer.size / 1e6:.1f} MB tokenizer.json in about {estimate:.0f} MiB, more than this device "
+        f"profile allows (fallback_tokenizer_mib = {limit_mib}): install m2v-edge with its native core (a wheel "
+        "for this platform, or a C compiler for the source build), or pass tokenizing='tokenizers' to try anyway"
+    )
+
+
+def _log_once(bundle_dir: Path, what: str) -> None:
+    key = (str(bundle_dir), what)
     if key not in _logged:
         _logged.add(key)
-        logger.info("bundle %s tokenizes through tokenizers, not the native core: %s", bundle_dir, reason)
+        logger.info("bundle %s %s", bundle_dir, what)

@@ -9,7 +9,6 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 from tokenizers import Encoding, Tokenizer, models, pre_tokenizers
 
 from m2v_edge.errors import BundleError

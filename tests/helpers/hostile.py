@@ -34,7 +34,9 @@ def install(bundle: Path, name: str, data: bytes) -> Path:
     path.write_bytes(data)
 
     def update(manifest: dict) -> None:
-        for entry in [*manifest["variants"].values(), manifest["tokenizer"]]:
+        core = (manifest.get("core_tokenizer") or {}).get("file")
+        files = [*manifest["variants"].values(), *manifest.get("tables", {}).values(), manifest["tokenizer"]]
+        for entry in [*files, *([core] if core else [])]:
             if entry["file"] == name:
                 entry.update(sha256=hashlib.sha256(data).hexdigest(), size=len(data))
 
@@ -43,7 +45,8 @@ def install(bundle: Path, name: str, data: bytes) -> Path:
 
 
 def graph_of(bundle: Path, variant: str = "fp32") -> onnx.ModelProto:
-    return onnx.load(str(bundle / f"model.{variant}.onnx"))
+    """A variant's graph as exported: its arrays still references to its data file."""
+    return onnx.load(str(bundle / f"model.{variant}.onnx"), load_external_data=False)
 
 
 def install_graph(bundle: Path, model: onnx.ModelProto, variant: str = "fp32") -> Path:
@@ -52,6 +55,7 @@ def install_graph(bundle: Path, model: onnx.ModelProto, variant: str = "fp32") -
 
 def external(tensor: onnx.TensorProto, location: str | None) -> onnx.TensorProto:
     """Move a tensor's data to an external file reference (no location: only `data_location` is set)."""
+    del tensor.external_data[:]
     tensor.ClearField("raw_data")
     tensor.data_location = TensorProto.EXTERNAL
     if location is not None:

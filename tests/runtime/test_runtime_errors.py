@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.hostile import edit_manifest
 from helpers.tiny_models import TinyModels
 
 from m2v_edge.errors import BundleError, M2VEdgeError
@@ -152,15 +152,8 @@ def test_variant_missing_from_this_bundle(tiny_models: TinyModels, tmp_path: Pat
         EdgeEmbedder(only_fp32, variant="int8")
 
 
-def _edit_manifest(bundle: Path, change) -> None:
-    path = bundle / "m2v_edge.json"
-    data = json.loads(path.read_text(encoding="utf-8"))
-    change(data)
-    path.write_text(json.dumps(data), encoding="utf-8")
-
-
 def test_newer_format_version_asks_for_an_upgrade(bundle: Path) -> None:
-    _edit_manifest(bundle, lambda m: m.update(format_version=999))
+    edit_manifest(bundle, lambda m: m.update(format_version=999))
     with pytest.raises(BundleError) as info:
         EdgeEmbedder(bundle, variant="fp32")
     message = str(info.value)
@@ -176,7 +169,7 @@ def test_manifest_that_is_not_json(bundle: Path) -> None:
 
 
 def test_manifest_missing_a_field(bundle: Path) -> None:
-    _edit_manifest(bundle, lambda m: m.pop("dim"))
+    edit_manifest(bundle, lambda m: m.pop("dim"))
     with pytest.raises(BundleError, match="re-export"):
         EdgeEmbedder(bundle, variant="fp32")
 
@@ -186,7 +179,7 @@ def test_manifest_naming_a_file_outside_the_bundle(bundle: Path) -> None:
         m["variants"]["fp32"]["file"] = "../model.fp32.onnx"
 
     shutil.copy(bundle / "model.fp32.onnx", bundle.parent / "model.fp32.onnx")
-    _edit_manifest(bundle, escape)
+    edit_manifest(bundle, escape)
     with pytest.raises(BundleError, match="outside the bundle"):
         EdgeEmbedder(bundle, variant="fp32")
 
@@ -201,7 +194,7 @@ def test_graph_file_that_onnxruntime_cannot_read(bundle: Path) -> None:
     def point_at_garbage(m):
         m["variants"]["fp32"].update(size=700, sha256=hashlib.sha256(b"garbage" * 100).hexdigest())
 
-    _edit_manifest(bundle, point_at_garbage)
+    edit_manifest(bundle, point_at_garbage)
     with pytest.raises(BundleError) as info:
         EdgeEmbedder(bundle, variant="fp32")
     assert str(path) in str(info.value)

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import pytest
 from helpers.tiny_models import CORPUS, prefix_merges
+from model2vec import StaticModel
 from safetensors.numpy import save_file
 from tokenizers import AddedToken, Regex, Tokenizer, models, normalizers, pre_tokenizers
 
@@ -41,9 +42,6 @@ from m2v_edge.bundle import read_manifest
 from m2v_edge.errors import BundleError
 from m2v_edge.runtime import EdgeEmbedder, native
 from m2v_edge.runtime.tokens import BundleTokenizer
-
-model2vec = pytest.importorskip("model2vec")
-StaticModel = model2vec.StaticModel
 
 SURROGATES = re.compile("[\ud800-\udfff]")
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
