@@ -16,6 +16,7 @@ ROOT="$CACHE/root"
 SITE="$CACHE/site"
 WORK="$CACHE/work"
 INSTALLED="$WORK/installed"  # the aarch64 m2v-edge wheel, installed by run_tests.sh with pip install --target
+TEST_SUPPORT="$WORK/test-support"  # the repo's bench package alone (some test modules import it), not m2v_edge
 SUITE="${M2V_EDGE_ARM64_SUITE:-bookworm}"
 MIRROR="${M2V_EDGE_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 EMULATED_PYTHON_VERSION="3.11"  # bookworm's python3
@@ -74,10 +75,10 @@ apt_install() {
 }
 
 # The emulated interpreter: qemu user mode with ROOT as the library (and /proc/cpuinfo) prefix; on its path the
-# installed aarch64 m2v-edge wheel and the aarch64 site-packages, never the work tree (whose m2v_edge holds this
-# host's x86-64 core): PYTHONSAFEPATH keeps `python -m` from putting the working folder first on the path.
+# installed aarch64 m2v-edge wheel, the aarch64 site-packages and the test support, never the work tree (whose
+# m2v_edge holds this host's x86-64 core): PYTHONSAFEPATH keeps `python -m` from putting the working folder first.
 EMULATED_PYTHON=(
-    env PYTHONPATH="$INSTALLED:$SITE" PYTHONSAFEPATH=1 PYTHONPYCACHEPREFIX="$CACHE/pycache" PYTHONNOUSERSITE=1
+    env PYTHONPATH="$INSTALLED:$SITE:$TEST_SUPPORT" PYTHONSAFEPATH=1 PYTHONPYCACHEPREFIX="$CACHE/pycache" PYTHONNOUSERSITE=1
     qemu-aarch64-static -L "$ROOT" "$ROOT/usr/bin/python$EMULATED_PYTHON_VERSION"
 )
 emulated_python() { "${EMULATED_PYTHON[@]}" "$@"; }
