@@ -253,8 +253,13 @@ class Syncer:
             unsent[:] = [other for other in unsent if other is not row]
             logger.warning("Milvus refuses row %r for good; quarantined (m2v-edge status lists it): %s", row.id, error)
 
-        self._retrying(lambda: unsent, lambda: _isolate(list(unsent), send, acknowledged, refused), report)
+        self._retrying(lambda: unsent, lambda: _isolate(list(unsent), send, acknowledged, refused, self._probe),
+                       report)
         report.batches += 1
+
+    def _probe(self) -> None:
+        """A write that changes nothing (a delete of a primary key no row has): does Milvus take writes now?"""
+        self.collection.delete([""], kiosk_id=self.outbox.kiosk_id)
 
     def _retrying(self, rows: Callable[[], Sequence[PendingRow | Tombstone]], action: Callable[[], None],
                   report: SyncReport) -> None:
@@ -332,12 +337,13 @@ class Syncer:
 
 
 def _isolate(rows: list[Any], send: Callable[[Sequence[Any]], None], acknowledged: Callable[[Sequence[Any]], None],
-             refused: Callable[[Any, MilvusRowError], None]) -> None:
+             refused: Callable[[Any, MilvusRowError], None], probe: Callable[[], None]) -> None:
     """Send `rows`; when Milvus refuses them for their content, split until the refused rows are found.
 
-    Halves are tried level by level. A row is given up on (`refused`) only when it fails alone, twice, while Milvus
-    took other rows, or when Milvus said it is an input error; when four or more parts of a level and all before
-    them failed, Milvus is refusing writes as such, and the batch is retried later (`MilvusUnavailableError`).
+    Halves are tried level by level. A row is given up on (`refused`) when it fails alone, twice, and Milvus takes
+    other writes: other parts of the batch, or else a write that changes nothing (`probe`); or when Milvus said
+    it is an input error. When four or more parts of a level, and all before them, failed, Milvus is taken to be
+    refusing writes as such, and the batch is retried later (`MilvusUnavailableError`).
     """
     try:
         send(rows)
@@ -365,9 +371,12 @@ def _isolate(rows: list[Any], send: Callable[[Sequence[Any]], None], acknowledge
                 suspects.append((part[0], exc))
             else:
                 parts.extend(_halves(part))
-    for row, exc in suspects:
-        if not (accepted or exc.certain):
-            raise MilvusUnavailableError(f"{exc} (nothing else in the batch to tell a bad row from a refusing server)")
+    if suspects and not accepted and not all(exc.certain for _, exc in suspects):
+        try:
+            probe()
+        except MilvusRowError as exc:
+            raise MilvusUnavailableError(f"{first} (and Milvus refuses writes that change nothing: {exc})") from None
+    for row, _ in suspects:
         try:
             send([row])
             acknowledged([row])

@@ -328,19 +328,15 @@ class Outbox:
             return cursor.rowcount
 
     def mark_rejected(self, rows: Iterable[PendingRow | Tombstone], error: str) -> int:
-        """Quarantine rows the server refused for good (unless they changed meanwhile): later syncs skip them."""
-        keys = [(error, row.id, row.seq) for row in rows]
+        """Quarantine rows the server refused for good (unless they changed meanwhile): later syncs skip them.
+
+        They keep their exact vectors, for `retry_rejected`."""
         with self.transaction():
-            cursor = self.db.executemany(
+            return self.db.executemany(
                 "UPDATE docs SET state='rejected', attempts=attempts+1, last_error=? WHERE id=? AND seq=?"
                 f" AND {WAITING}",
-                keys,
-            )
-            self.db.executemany(
-                "DELETE FROM exact WHERE key=(SELECT key FROM docs WHERE id=? AND seq=? AND state='rejected')",
-                (key[1:] for key in keys),
-            )
-            return cursor.rowcount
+                ((error, row.id, row.seq) for row in rows),
+            ).rowcount
 
     def record_failure(self, rows: Iterable[PendingRow | Tombstone], error: str) -> None:
         """Count a failed push against rows (unless they changed meanwhile) and keep the error text."""

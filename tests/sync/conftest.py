@@ -190,7 +190,8 @@ def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def assert_collection_matches(uri: str, name: str, outbox_path: Path, *, expected_ids: set[str] | None = None,
                               embedder=None) -> int:  # noqa: ANN001 - EdgeEmbedder
-    """The collection holds exactly the outbox's live ids under its kiosk id (or `expected_ids`), each with the
+    """The collection holds exactly the outbox's live ids (rejected ones aside) under its kiosk id (or `expected_ids`),
+    each with the
     vector of the outbox's row (cosine >= 0.99999 to its float16 search copy); with `embedder`, each remote vector
     also equals the outbox text's embedding to 1e-6 (the exact vector).
 
@@ -199,7 +200,8 @@ def assert_collection_matches(uri: str, name: str, outbox_path: Path, *, expecte
     with Outbox.open(outbox_path) as outbox:
         status = outbox.status()
         kiosk = outbox.kiosk_id
-        local = outbox.vectors()
+        states = outbox.states()
+        local = {doc_id: v for doc_id, v in outbox.vectors().items() if states[doc_id] != "rejected"}
         texts = {doc_id: text for doc_id, (text, _) in outbox.documents(local).items()} if embedder else {}
     assert status.pending == 0 and status.deleted_pending == 0, f"outbox still has rows waiting: {status}"
     if expected_ids is not None:

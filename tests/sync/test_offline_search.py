@@ -1,0 +1,106 @@
+"""Offline search (`search_outbox`, `m2v-edge search --outbox`): exact cosine over the outbox's own vectors, kept up
+to date as the outbox changes, with no Milvus anywhere."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from m2v_edge.errors import OutboxError, ZeroVectorQueryError
+from m2v_edge.sync import Outbox, search_outbox
+
+from .conftest import KIOSK, N_DOCS, run_cli
+
+
+def exact_vectors(outbox: Outbox) -> dict[str, np.ndarray]:
+    """The exact float32 vectors of a freshly ingested (all pending) outbox."""
+    return {r.id: r.vector for r in outbox.pending(limit=N_DOCS * 2, max_bytes=1 << 40, up_to=outbox.high_water())}
+
+
+def numpy_ranking(vectors: dict[str, np.ndarray], query: np.ndarray) -> list[tuple[str, float]]:
+    """Every id with its cosine to `query`, best first, ties by id."""
+    ids = sorted(vectors)
+    matrix = np.stack([vectors[i] for i in ids]).astype(np.float64)
+    norms = np.linalg.norm(matrix, axis=1)
+    scores = matrix @ query.astype(np.float64) / np.where(norms > 0, norms, 1) / np.linalg.norm(query)
+    return sorted(zip(ids, scores.tolist(), strict=True), key=lambda pair: (-pair[1], pair[0]))
+
+
+def assert_agrees(hits: list, ranking: list[tuple[str, float]], k: int, tolerance: float) -> None:
+    """`hits` are the top `k` of `ranking`, in order, except where exact scores are within `tolerance` (a tie at
+    float16 precision); every score within `tolerance` of the exact one."""
+    exact = dict(ranking)
+    assert len(hits) == k
+    kth = ranking[k - 1][1]
+    for position, hit in enumerate(hits):
+        assert abs(hit.score - exact[hit.doc_id]) <= tolerance, (hit.doc_id, hit.score, exact[hit.doc_id])
+        assert exact[hit.doc_id] >= kth - tolerance, f"{hit.doc_id} is not in the exact top {k}"
+        expected_id, expected_score = ranking[position]
+        assert hit.doc_id == expected_id or abs(exact[hit.doc_id] - expected_score) <= tolerance, (position, hit)
+
+
+def test_offline_search_agrees_with_an_exact_numpy_cosine_ranking(outbox5000: Path, embedder, debian_records) -> None:
+    with Outbox.open(outbox5000) as outbox:
+        exact = exact_vectors(outbox)
+        copies = outbox.vectors()
+        for record in debian_records[:N_DOCS:500]:
+            query = record.metadata["synopsis"]
+            hits = search_outbox(outbox, embedder, query, k=10)
+            vector = embedder.encode([query])[0]
+            assert_agrees(hits, numpy_ranking(exact, vector), 10, tolerance=2e-4)
+            assert [h.doc_id for h in hits] == [i for i, _ in numpy_ranking(copies, vector)[:10]], \
+                "exactly the NumPy ranking of the search copies"
+            assert all(h.kiosk_id == KIOSK for h in hits)
+            top = hits[0]
+            assert (top.text, top.metadata) == next((r.text, r.metadata) for r in debian_records if r.id == top.doc_id)
+
+
+def test_the_index_follows_writes_deletes_and_dropped_tombstones(outbox5000: Path, embedder) -> None:
+    query = "a fast text editor for programmers"
+    with Outbox.open(outbox5000) as outbox, Outbox.open(outbox5000) as other:
+        before = search_outbox(outbox, embedder, query, k=3)
+        other.put([("new-doc", query, {"fresh": True})], embedder.encode([query]))  # another connection writes
+        hits = search_outbox(outbox, embedder, query, k=3)
+        assert hits[0].doc_id == "new-doc" and hits[0].score > 0.999 and hits[0].metadata == {"fresh": True}
+        assert [h.doc_id for h in hits[1:]] == [h.doc_id for h in before[:2]]
+        other.delete(["new-doc", before[0].doc_id])
+        assert [h.doc_id for h in search_outbox(outbox, embedder, query, k=1)] == [before[1].doc_id]
+        # a tombstone written and dropped (synced) between two searches leaves no trace but the purge counter
+        other.delete([before[1].doc_id])
+        assert other.mark_deleted(other.tombstones(limit=10, up_to=other.high_water())) == 3
+        assert [h.doc_id for h in search_outbox(str(outbox5000), embedder, query, k=1)] == [before[2].doc_id]
+        assert len(search_outbox(outbox, embedder, query, k=N_DOCS + 10)) == N_DOCS + 1 - 3
+
+
+def test_kiosk_filter_zero_query_and_the_model_guard(outbox5000: Path, embedder, potion_bundle: Path) -> None:
+    from m2v_edge.runtime import EdgeEmbedder
+
+    assert search_outbox(outbox5000, embedder, "editor", k=3, kiosk="another-kiosk") == []
+    assert len(search_outbox(outbox5000, embedder, "editor", k=3, kiosk=KIOSK)) == 3
+    with pytest.raises(ZeroVectorQueryError) as info:
+        search_outbox(outbox5000, embedder, "สวัสดีครับ")
+    assert "no meaningful hits for this query" in str(info.value)
+    assert "does not cover Thai: use a multilingual model" in str(info.value)
+    with pytest.raises(OutboxError, match="holds vectors of model .*:fp32:.*, not .*:int8:"):
+        search_outbox(outbox5000, EdgeEmbedder(potion_bundle, variant="int8"), "editor")
+    with pytest.raises(ValueError, match="k must be >= 1"):
+        search_outbox(outbox5000, embedder, "editor", k=0)
+
+
+def test_search_command_offline(outbox5000: Path, potion_bundle: Path, debian_records) -> None:
+    wanted = debian_records[7]
+    base = ("search", "--bundle", str(potion_bundle), "--outbox", str(outbox5000))  # no --variant: the outbox's
+    found = run_cli(*base, "-k", "5", "--json", wanted.metadata["synopsis"])
+    assert found.returncode == 0, found.stderr
+    result = json.loads(found.stdout)
+    assert list(result) == ["hits"] and len(result["hits"]) == 5
+    assert set(result["hits"][0]) == {"rank", "doc_id", "kiosk_id", "score", "text", "metadata"}
+    assert wanted.id in [hit["doc_id"] for hit in result["hits"]]
+    plain = run_cli(*base, "-k", "2", wanted.metadata["synopsis"])
+    assert plain.returncode == 0 and plain.stdout.startswith("  1. ") and len(plain.stdout.splitlines()) == 2
+    zero = run_cli(*base, "😀")
+    assert zero.returncode == 2 and zero.stdout == ""
+    assert "m2v-edge search: error: no meaningful hits for this query: 1 text gave zero vectors" in zero.stderr
