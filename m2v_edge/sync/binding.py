@@ -81,7 +81,6 @@ def repair(outbox: Outbox, remote: dict[str, str], reason: str) -> RepairReport:
                 matching += 1
                 if state == "pending":
                     outbox.db.execute("UPDATE docs SET state='synced', attempts=0, last_error=NULL WHERE key=?", (key,))
-                    outbox.db.execute("DELETE FROM exact WHERE key=?", (key,))
                 continue
             if digest is None:
                 missing += 1

@@ -11,8 +11,9 @@ row is quarantined only when Milvus took other rows meanwhile or said explicitly
 that refuses everything is retried, not emptied.
 
 Before the first batch, the collection is checked against what the outbox last left there (`m2v_edge.sync.binding`)
-and repaired when it is not the same; rows that must be sent again after their exact vectors were dropped are
-embedded again with the `embedder` (the outbox's bundle). Only one sync runs per outbox at a time: `run` and
+and repaired when it is not the same, and so it is on reconnecting after a connection lost after writes (a Milvus
+Lite server killed while writing loses writes it had acknowledged). Rows keep their exact vectors until the sync
+ends; rows that must be sent again after that are embedded again with the `embedder` (the outbox's bundle). Only one sync runs per outbox at a time: `run` and
 `watch` hold the outbox's `SyncLock`.
 """
 
@@ -128,6 +129,11 @@ class Syncer:
         self._lock = SyncLock(outbox.path)
         self._identity: str | None = None
         self._changed = False
+        """Rows changed in the collection since the kiosk's sync token was last written."""
+        self._wrote = False
+        """Milvus acknowledged a write of this syncer."""
+        self._lost = False
+        """The connection broke after a write: compare the collection with the outbox on reconnecting."""
 
     # ------------------------------------------------------------- public
 
@@ -154,6 +160,7 @@ class Syncer:
                     self._retrying(lambda: (), self._write_token, report)
             finally:
                 report.seconds = time.perf_counter() - start
+            self.outbox.drop_sent_vectors()
             self.outbox.reclaim()
         return report
 
@@ -167,6 +174,7 @@ class Syncer:
             while not self.stop.is_set():
                 try:
                     if self.outbox.count_waiting() or time.monotonic() - last_look >= WATCH_CHECK_EVERY:
+                        self._identity = None  # look at the collection again: recreated? restored? restarted?
                         report = self.run()
                         last_look = time.monotonic()
                         total.add(report)
@@ -244,7 +252,7 @@ class Syncer:
             marked = self.outbox.mark_synced(part) if kind == "upserted" else self.outbox.mark_deleted(part)
             setattr(report, kind, getattr(report, kind) + marked)
             report.superseded += len(part) - marked
-            self._changed = True
+            self._changed = self._wrote = True
             done = {id(row) for row in part}
             unsent[:] = [row for row in unsent if id(row) not in done]
 
@@ -276,6 +284,7 @@ class Syncer:
                 report.failed_attempts += 1
                 self.outbox.record_failure(rows(), str(exc))
                 self._disconnect()
+                self._lost = self._lost or self._wrote
                 if attempt + 1 == self.retry.max_attempts:
                     raise MilvusUnavailableError(
                         f"{exc} ({self.retry.max_attempts} attempts failed over {time.monotonic() - started:.0f}s; "
@@ -302,12 +311,15 @@ class Syncer:
         info = self.collection.ensure(dim=self.outbox.dim, fingerprint=self.outbox.fingerprint)
         where = (self.collection.target.uri, self.collection.name)
         token = info.kiosk_tokens.get(self.outbox.kiosk_id)
-        reason = "asked for" if self.reconcile else repair_reason(remembered(self.outbox, *where), info.identity,
-                                                                   token)
+        reason = repair_reason(remembered(self.outbox, *where), info.identity, token)
+        if self.reconcile:
+            reason = "asked for"
+        elif self._lost:  # a server that crashed may have lost writes it had acknowledged
+            reason = reason or "the connection was lost after writes: checking what Milvus kept"
         if reason is not None:
             remote = self.collection.kiosk_digests(self.outbox.kiosk_id)
             report.repairs.append(repair(self.outbox, remote, reason))
-            self.reconcile = False
+            self.reconcile = self._lost = False
             self._changed = True
         self._identity = info.identity
 

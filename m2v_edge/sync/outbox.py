@@ -13,9 +13,9 @@ One row per document id in `docs` (layout version 2, see `m2v_edge.sync.sqlite`)
     last_error   TEXT                 the last push error, NULL when none
     seq          INTEGER              change number: every write transaction takes the next one
 
-`exact` holds the float32 vector of each row waiting to be sent (the exact vector Milvus gets). It is dropped once
-Milvus has acknowledged the row: a row sent again later (a new collection, a repair) is embedded again from its
-text, which needs the bundle. This keeps a synced outbox under 2x the size of its JSONL input. `meta` holds the model
+`exact` holds the float32 vector of each row waiting to be sent (the exact vector Milvus gets). It is dropped at the
+end of the sync that Milvus acknowledged the row in: a row sent again later (a new collection, a repair) is embedded
+again from its text, which needs the bundle. This keeps a synced outbox under 2x the size of its JSONL input. `meta` holds the model
 fingerprint and dim, the kiosk id and the change counter; `targets` what was synced where (`m2v_edge.sync.binding`).
 
 Exactly-once rests on `seq`. A sync reads `(id, seq)` pairs, pushes them, and after the server's acknowledgement
@@ -299,19 +299,22 @@ class Outbox:
         return [Tombstone(doc_id, seq) for doc_id, seq in self.db.execute(*query)]
 
     def mark_synced(self, rows: Iterable[PendingRow | Tombstone]) -> int:
-        """After the server acknowledged an upsert: mark rows synced unless they changed meanwhile, and drop their
-        exact vectors (Milvus has them now)."""
-        keys = [(row.id, row.seq) for row in rows]
+        """After the server acknowledged an upsert: mark rows synced unless they changed meanwhile.
+
+        Their exact vectors stay until the sync ends (`drop_sent_vectors`): a server that crashes can lose writes it
+        acknowledged, and the sync then sends them again."""
         with self.transaction():
-            cursor = self.db.executemany(
+            return self.db.executemany(
                 "UPDATE docs SET state='synced', attempts=0, last_error=NULL WHERE id=? AND seq=? AND state='pending'",
-                keys,
-            )
-            marked = cursor.rowcount
-            self.db.executemany(
-                "DELETE FROM exact WHERE key=(SELECT key FROM docs WHERE id=? AND seq=? AND state='synced')", keys
-            )
-        return marked
+                ((row.id, row.seq) for row in rows),
+            ).rowcount
+
+    def drop_sent_vectors(self) -> int:
+        """Drop the exact vectors of synced rows (at the end of a sync); a later resend embeds their texts again."""
+        with self.transaction():
+            return self.db.execute(
+                "DELETE FROM exact WHERE key IN (SELECT key FROM docs WHERE state='synced')"
+            ).rowcount
 
     def mark_deleted(self, tombstones: Sequence[Tombstone]) -> int:
         """After the server acknowledged a delete: drop the tombstones unless the ids were re-ingested meanwhile."""

@@ -157,6 +157,22 @@ def start_cli(*args: str, env: dict[str, str] | None = None, log: Path | None = 
             out.close()  # type: ignore[union-attr]
 
 
+def sql_count(outbox_path: Path, sql: str) -> int:
+    """`SELECT COUNT(*) ...` on an outbox file from a connection of its own, as another process would see it; 0 while
+    the file or its tables do not exist yet."""
+    import sqlite3
+
+    if not outbox_path.exists():
+        return 0
+    conn = sqlite3.connect(outbox_path, timeout=30)
+    try:
+        return int(conn.execute(sql).fetchone()[0])
+    except sqlite3.OperationalError:  # not initialised yet
+        return 0
+    finally:
+        conn.close()
+
+
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
     """Poll `condition` until it holds; fail after `timeout` seconds (generous: the machine may be loaded)."""
     deadline = time.monotonic() + timeout
@@ -220,3 +236,28 @@ def assert_collection_matches(uri: str, name: str, outbox_path: Path, *, expecte
     if embedder is not None:
         np.testing.assert_allclose(theirs, embedder.encode([texts[i] for i in ids]), atol=1e-6)
     return len(ids)
+
+
+# ----------------------------------------------------------------------------- offline search
+
+
+def numpy_ranking(vectors: dict[str, np.ndarray], query: np.ndarray) -> list[tuple[str, float]]:
+    """Every id with its cosine to `query`, best first, ties by id."""
+    ids = sorted(vectors)
+    matrix = np.stack([vectors[i] for i in ids]).astype(np.float64)
+    norms = np.linalg.norm(matrix, axis=1)
+    scores = matrix @ query.astype(np.float64) / np.where(norms > 0, norms, 1) / np.linalg.norm(query)
+    return sorted(zip(ids, scores.tolist(), strict=True), key=lambda pair: (-pair[1], pair[0]))
+
+
+def assert_agrees(hits: list, ranking: list[tuple[str, float]], k: int, tolerance: float) -> None:
+    """`hits` are the top `k` of `ranking`, in order, except where exact scores are within `tolerance` (a tie at
+    float16 precision); every score within `tolerance` of the exact one."""
+    exact = dict(ranking)
+    assert len(hits) == k
+    kth = ranking[k - 1][1]
+    for position, hit in enumerate(hits):
+        assert abs(hit.score - exact[hit.doc_id]) <= tolerance, (hit.doc_id, hit.score, exact[hit.doc_id])
+        assert exact[hit.doc_id] >= kth - tolerance, f"{hit.doc_id} is not in the exact top {k}"
+        expected_id, expected_score = ranking[position]
+        assert hit.doc_id == expected_id or abs(exact[hit.doc_id] - expected_score) <= tolerance, (position, hit)

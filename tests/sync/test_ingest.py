@@ -12,7 +12,7 @@ import pytest
 from m2v_edge.errors import InputRecordsError
 from m2v_edge.sync import Outbox, read_records
 
-from .conftest import VARIANT, run_cli, start_cli
+from .conftest import VARIANT, run_cli, sql_count, start_cli
 
 
 def test_ingest_from_a_file_embeds_every_record(tmp_path: Path, potion_bundle: Path, embedder) -> None:
@@ -199,7 +199,7 @@ def test_an_interrupted_ingest_says_what_was_committed_and_that_rerunning_is_saf
     proc = start_cli(*args, log=log)
     try:
         deadline = time.monotonic() + 120
-        while proc.poll() is None and time.monotonic() < deadline and _rows(outbox_path) < 100:
+        while proc.poll() is None and time.monotonic() < deadline and sql_count(outbox_path, "SELECT COUNT(*) FROM docs") < 100:
             time.sleep(0.01)
         assert proc.poll() is None, f"ingest ended before it could be interrupted:\n{log.read_text()}"
         proc.send_signal(getattr(signal, signal_name))
@@ -208,7 +208,7 @@ def test_an_interrupted_ingest_says_what_was_committed_and_that_rerunning_is_saf
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    committed = _rows(outbox_path)
+    committed = sql_count(outbox_path, "SELECT COUNT(*) FROM docs")
     conn = sqlite3.connect(outbox_path)
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     conn.close()
@@ -218,21 +218,7 @@ def test_an_interrupted_ingest_says_what_was_committed_and_that_rerunning_is_saf
     assert 0 < committed < 5000 and committed % 50 == 0
     again = run_cli(*args)
     assert again.returncode == 0 and "ingested 5000 documents" in again.stdout, again.stderr
-    assert _rows(outbox_path) == 5000
-
-
-def _rows(outbox_path: Path) -> int:
-    import sqlite3
-
-    if not outbox_path.exists():
-        return 0
-    conn = sqlite3.connect(outbox_path, timeout=10)
-    try:
-        return int(conn.execute("SELECT COUNT(*) FROM docs").fetchone()[0])
-    except sqlite3.OperationalError:  # not initialised yet
-        return 0
-    finally:
-        conn.close()
+    assert sql_count(outbox_path, "SELECT COUNT(*) FROM docs") == 5000
 
 
 def test_ingest_of_in_memory_records_checks_them_all_first(tmp_path: Path, embedder) -> None:

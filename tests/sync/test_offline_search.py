@@ -12,34 +12,12 @@ import pytest
 from m2v_edge.errors import OutboxError, ZeroVectorQueryError
 from m2v_edge.sync import Outbox, search_outbox
 
-from .conftest import KIOSK, N_DOCS, run_cli
+from .conftest import KIOSK, N_DOCS, assert_agrees, numpy_ranking, run_cli
 
 
 def exact_vectors(outbox: Outbox) -> dict[str, np.ndarray]:
     """The exact float32 vectors of a freshly ingested (all pending) outbox."""
     return {r.id: r.vector for r in outbox.pending(limit=N_DOCS * 2, max_bytes=1 << 40, up_to=outbox.high_water())}
-
-
-def numpy_ranking(vectors: dict[str, np.ndarray], query: np.ndarray) -> list[tuple[str, float]]:
-    """Every id with its cosine to `query`, best first, ties by id."""
-    ids = sorted(vectors)
-    matrix = np.stack([vectors[i] for i in ids]).astype(np.float64)
-    norms = np.linalg.norm(matrix, axis=1)
-    scores = matrix @ query.astype(np.float64) / np.where(norms > 0, norms, 1) / np.linalg.norm(query)
-    return sorted(zip(ids, scores.tolist(), strict=True), key=lambda pair: (-pair[1], pair[0]))
-
-
-def assert_agrees(hits: list, ranking: list[tuple[str, float]], k: int, tolerance: float) -> None:
-    """`hits` are the top `k` of `ranking`, in order, except where exact scores are within `tolerance` (a tie at
-    float16 precision); every score within `tolerance` of the exact one."""
-    exact = dict(ranking)
-    assert len(hits) == k
-    kth = ranking[k - 1][1]
-    for position, hit in enumerate(hits):
-        assert abs(hit.score - exact[hit.doc_id]) <= tolerance, (hit.doc_id, hit.score, exact[hit.doc_id])
-        assert exact[hit.doc_id] >= kth - tolerance, f"{hit.doc_id} is not in the exact top {k}"
-        expected_id, expected_score = ranking[position]
-        assert hit.doc_id == expected_id or abs(exact[hit.doc_id] - expected_score) <= tolerance, (position, hit)
 
 
 def test_offline_search_agrees_with_an_exact_numpy_cosine_ranking(outbox5000: Path, embedder, debian_records) -> None:

@@ -79,17 +79,20 @@ def test_rows_keep_text_metadata_exact_vector_search_copy_and_state(tmp_path: Pa
         assert raw[0] > 0 and raw[1] == 0 and raw[2] is None
 
 
-def test_the_exact_vector_is_dropped_once_synced(tmp_path: Path) -> None:
+def test_exact_vectors_of_synced_rows_are_dropped_when_the_sync_ends(tmp_path: Path) -> None:
     with Outbox.create(tmp_path / "o.db", fingerprint=FP, dim=4) as outbox:
         outbox.put(rows("a", "b"), vecs(2))
-        batch = outbox.pending(limit=10, max_bytes=1 << 20, up_to=outbox.high_water())
-        assert outbox.mark_synced(batch) == 2
-        assert outbox.db.execute("SELECT COUNT(*) FROM exact").fetchone()[0] == 0
-        assert set(outbox.vectors()) == {"a", "b"}, "the search copies stay"
+        outbox.put(rows("c"), vecs(1))
+        batch = outbox.pending(limit=2, max_bytes=1 << 20, up_to=outbox.high_water())
+        assert [r.id for r in batch] == ["a", "b"] and outbox.mark_synced(batch) == 2
+        assert outbox.db.execute("SELECT COUNT(*) FROM exact").fetchone()[0] == 3, "kept until the sync ends"
+        assert outbox.drop_sent_vectors() == 2 and set(exact(outbox)) == {"c"}
+        assert set(outbox.vectors()) == {"a", "b", "c"}, "the search copies stay"
         assert outbox.count_unembedded() == 0
         outbox.db.execute("UPDATE docs SET state='pending'")  # as a repair does for a collection that lost them
-        again = outbox.pending(limit=10, max_bytes=1 << 20, up_to=outbox.high_water())
-        assert [r.vector for r in again] == [None, None] and outbox.count_unembedded() == 2
+        again = {r.id: r.vector for r in outbox.pending(limit=10, max_bytes=1 << 20, up_to=outbox.high_water())}
+        assert again["a"] is None and again["b"] is None and again["c"] is not None
+        assert outbox.count_unembedded() == 2
 
 
 def test_reingest_replaces_the_row_and_makes_it_pending_again(tmp_path: Path) -> None:
@@ -114,6 +117,7 @@ def test_a_row_changed_while_its_push_was_in_flight_is_not_marked(tmp_path: Path
         outbox.delete(["b"])  # deleted meanwhile
         assert outbox.mark_synced(in_flight) == 1
         assert outbox.states() == {"a": "pending", "b": "deleted-pending", "c": "synced"}
+        outbox.drop_sent_vectors()
         assert set(exact(outbox)) == {"a"} and exact(outbox)["a"] is not None, "a keeps its new exact vector"
         tombstones = outbox.tombstones(limit=10, up_to=outbox.high_water())
         outbox.put(rows("b"), vecs(1, seed=6))  # re-ingested while the delete was in flight
@@ -324,6 +328,7 @@ def test_a_synced_outbox_takes_less_than_twice_its_jsonl_input(tmp_path: Path, d
         pending = outbox.file_bytes()
         while batch := outbox.pending(limit=1000, max_bytes=1 << 40, up_to=outbox.high_water()):
             outbox.mark_synced(batch)
+        outbox.drop_sent_vectors()
         outbox.reclaim()
         synced = outbox.file_bytes()
         _, vacuumed = outbox.vacuum()
