@@ -145,10 +145,7 @@ class Syncer:
             try:
                 # connect and check the collection first, even with nothing to send; failures are recorded on the
                 # rows that would go first
-                first: Sequence[PendingRow | Tombstone] = self.outbox.tombstones(
-                    limit=self.batch_size, up_to=self.outbox.high_water()
-                ) or self.outbox.pending(limit=self.batch_size, max_bytes=self.batch_bytes,
-                                         up_to=self.outbox.high_water())
+                first = self.outbox.next_keys(self.batch_size)
                 self._retrying(lambda: first, lambda: None, report)
                 while True:
                     before = report.upserted + report.deleted + report.rejected

@@ -293,6 +293,14 @@ class Outbox:
         return rows
 
     @_reads
+    def next_keys(self, limit: int) -> list[Tombstone]:
+        """(id, seq) of the rows a sync pushes first, tombstones first: what a failure to connect is recorded on."""
+        up_to = self.high_water()
+        keys = self.tombstones(limit=limit, up_to=up_to)
+        query = _page("d.id, d.seq", "pending", limit=limit, up_to=up_to, after=None)
+        return keys or [Tombstone(doc_id, seq) for doc_id, seq in self.db.execute(*query)]
+
+    @_reads
     def tombstones(self, *, limit: int, up_to: int, after: tuple[int, str] | None = None) -> list[Tombstone]:
         """Tombstones with `seq <= up_to`, in (seq, id) order after `after`, at most `limit`."""
         query = _page("d.id, d.seq", "deleted-pending", limit=limit, up_to=up_to, after=after)

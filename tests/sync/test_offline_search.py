@@ -82,3 +82,49 @@ def test_search_command_offline(outbox5000: Path, potion_bundle: Path, debian_re
     zero = run_cli(*base, "😀")
     assert zero.returncode == 2 and zero.stdout == ""
     assert "m2v-edge search: error: no meaningful hits for this query: 1 text gave zero vectors" in zero.stderr
+
+
+def test_the_screen_model_is_one_matmul_integer_node() -> None:
+    """The serialised graph in `offline_index` is what `onnx` builds for int32 = int8 rows x int8 query, and scores
+    like NumPy."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    from m2v_edge.sync.offline_index import SCREEN_MODEL
+
+    graph = helper.make_graph(
+        [helper.make_node("MatMulInteger", ["rows", "query"], ["dots"])], "screen",
+        [helper.make_tensor_value_info("rows", TensorProto.INT8, ["n", "dim"]),
+         helper.make_tensor_value_info("query", TensorProto.INT8, ["dim", 1])],
+        [helper.make_tensor_value_info("dots", TensorProto.INT32, ["n", 1])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 10)], producer_name="m2v-edge")
+    model.ir_version = 5
+    onnx.checker.check_model(model)
+    assert model.SerializeToString() == SCREEN_MODEL
+    rng = np.random.default_rng(7)
+    rows = rng.integers(-127, 128, (50, 256), dtype=np.int8)
+    query = rng.integers(-127, 128, (256, 1), dtype=np.int8)
+    (dots,) = ort.InferenceSession(SCREEN_MODEL, providers=["CPUExecutionProvider"]).run(None, {"rows": rows,
+                                                                                               "query": query})
+    np.testing.assert_array_equal(dots, rows.astype(np.int32) @ query.astype(np.int32))
+
+
+def test_the_int8_screen_keeps_every_row_that_can_be_in_the_top_k(tmp_path: Path, embedder, debian_records) -> None:
+    """Near-duplicates (scores closer than int8 rounding) and zero vectors: the top k is the float16 copies' exact
+    top k, never a row the int8 scores put first by rounding."""
+    rng = np.random.default_rng(3)
+    base = embedder.encode([r.text for r in debian_records[:300]])
+    vectors = np.concatenate([base, base + rng.standard_normal(base.shape).astype(np.float32) * 1e-3,
+                              np.zeros((20, embedder.dim), np.float32)])
+    ids = [f"d{i}" for i in range(len(vectors))]
+    with Outbox.create(tmp_path / "o.db", fingerprint=embedder.fingerprint, dim=embedder.dim) as outbox:
+        outbox.put([(i, "t", {}) for i in ids], vectors)
+        copies = outbox.vectors()
+        for record in debian_records[:300:15]:
+            query = record.metadata["synopsis"]
+            hits = search_outbox(outbox, embedder, query, k=20)
+            ranking = numpy_ranking(copies, embedder.encode([query])[0])
+            assert [h.doc_id for h in hits] == [i for i, _ in ranking[:20]]
+            np.testing.assert_allclose([h.score for h in hits], [s for _, s in ranking[:20]], atol=1e-6)
