@@ -139,7 +139,8 @@ def _sync(args: argparse.Namespace) -> int:
             syncer.close()
             bar.close()
     for repair in report.repairs:
-        print(_repair_line(repair))
+        if repair.found_anything:
+            print(_repair_line(repair))
     rate = (report.upserted + report.deleted) / report.seconds if report.seconds > 0 else 0.0
     print(
         f"synced {report.upserted} rows and {report.deleted} deletions to {where} collection {args.collection} "
@@ -207,7 +208,8 @@ def _print_retry(attempt: int, attempts: int, wait: float, error: Exception) -> 
 
 def _print_pass(report: Any) -> None:
     for repair in report.repairs:
-        print(_repair_line(repair), flush=True)
+        if repair.found_anything:
+            print(_repair_line(repair), flush=True)
     print(f"synced {report.upserted} rows, {report.deleted} deletions; {report.waiting} waiting{_notes(report)}; "
           "watching for more", flush=True)
 

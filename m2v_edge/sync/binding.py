@@ -36,6 +36,13 @@ class RepairReport:
     """Live rows the collection holds in another version (now pending)."""
     extra: int = 0
     """Ids the collection holds but the outbox does not (now tombstones)."""
+    resent: int = 0
+    """Of the missing and stale rows, those the outbox had as synced: what the collection lost or changed."""
+
+    @property
+    def found_anything(self) -> bool:
+        """Whether the collection held anything of this kiosk, or lost anything (not a first sync to a new one)."""
+        return bool(self.matching or self.stale or self.extra or self.resent)
 
 
 def remembered(outbox: Outbox, uri: str, collection: str) -> tuple[str, str] | None:
@@ -67,7 +74,7 @@ def repair_reason(known: tuple[str, str] | None, identity: str, token: str | Non
 
 def repair(outbox: Outbox, remote: dict[str, str], reason: str) -> RepairReport:
     """Set the outbox's states from what the collection holds (`remote`: document id -> digest), in one transaction."""
-    matching = missing = stale = extra = 0
+    matching = missing = stale = extra = resent = 0
     now = time.time()
     with outbox.write() as seq:
         rows = outbox.db.execute(
@@ -87,6 +94,7 @@ def repair(outbox: Outbox, remote: dict[str, str], reason: str) -> RepairReport:
             else:
                 stale += 1
             if state == "synced":
+                resent += 1
                 outbox.db.execute("UPDATE docs SET state='pending' WHERE key=?", (key,))
         known = {doc_id for (doc_id,) in outbox.db.execute("SELECT id FROM docs WHERE state IN ('deleted-pending', 'rejected')")}
         for doc_id in remote.keys() - local - known:
@@ -96,7 +104,7 @@ def repair(outbox: Outbox, remote: dict[str, str], reason: str) -> RepairReport:
                 " VALUES (?, '', '{}', NULL, ?, 'deleted-pending', 0, ?)",
                 (doc_id, now, seq),
             )
-    report = RepairReport(reason, matching, missing, stale, extra)
+    report = RepairReport(reason, matching, missing, stale, extra, resent)
     logger.info("compared collection and outbox (%s): %d as synced, %d missing, %d stale, %d extra", reason,
                 matching, missing, stale, extra)
     return report

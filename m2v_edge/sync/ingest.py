@@ -94,16 +94,17 @@ def ingest(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     outbox.check_fingerprint(embedder.fingerprint, embedder.dim)
-    if isinstance(records, Sequence):
-        records = check_records(records)
+    stream: Iterable[Record] = (
+        check_records(records) if isinstance(records, Sequence)
+        else (to_record(item, f"record {number}") for number, item in enumerate(records, start=1))
+    )
     start = time.perf_counter()
     written = batches = zeros = 0
     zero_texts: list[str] = []
     if progress is not None:
         progress(0, total)
     batch: dict[str, Record] = {}
-    for number, item in enumerate(records, start=1):
-        record = to_record(item, f"record {number}")
+    for record in stream:
         batch.pop(record.id, None)  # keep input order for the winner
         batch[record.id] = record
         if len(batch) >= batch_size:

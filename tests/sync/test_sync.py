@@ -122,7 +122,7 @@ def test_a_collection_of_another_model_or_dim_is_refused(tmp_path: Path, lite_se
     assert result.returncode == 2 and "was not created by m2v-edge" in result.stderr
 
 
-def test_search_refuses_a_collection_built_with_another_variant(
+def test_search_refuses_a_collection_of_another_variant_and_a_zero_query(
     tmp_path: Path, potion_bundle: Path, outbox5000: Path, collection_name: str
 ) -> None:
     uri = str(tmp_path / "kiosk.db")
@@ -138,6 +138,10 @@ def test_search_refuses_a_collection_built_with_another_variant(
                       "--collection", collection_name, "anything")
     assert missing.returncode == 2 and "does not exist" in missing.stderr
     assert not (tmp_path / "nothing.db").exists()
+    zero = run_cli("search", "--bundle", str(potion_bundle), "--variant", VARIANT, "--uri", uri, "--collection",
+                   collection_name, "--json", "🎉 🎉")
+    assert zero.returncode == 2 and zero.stdout == "", "no hits scored 0 are listed"
+    assert "no meaningful hits for this query: 1 text gave zero vectors: potion-base-8M knows none" in zero.stderr
 
 
 # ----------------------------------------------------------------------------- targets and secrets
