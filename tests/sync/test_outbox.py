@@ -389,3 +389,21 @@ def test_a_layout_1_outbox_is_upgraded_when_opened_with_every_row_to_send_again(
         np.testing.assert_array_equal(sent["b"], v[1])
         assert outbox.documents(["a"]) == {"a": ("text a", {"k": 1})}
         assert outbox.db.execute("PRAGMA user_version").fetchone()[0] == 2
+
+
+def test_status_and_vacuum_commands_show_the_size_and_give_space_back(tmp_path: Path) -> None:
+    from .conftest import run_cli
+
+    path = tmp_path / "o.db"
+    with Outbox.create(path, fingerprint=FP, dim=4, kiosk_id="lobby-1") as outbox:
+        outbox.put([(f"id{i}", "some text " * 100, {}) for i in range(2000)], vecs(2000))
+        outbox.delete([f"id{i}" for i in range(1900)])
+        outbox.mark_deleted(outbox.tombstones(limit=5000, up_to=outbox.high_water()))
+    status = run_cli("status", "--outbox", str(path))
+    assert status.returncode == 0 and "kiosk       lobby-1" in status.stdout
+    assert re.search(r"size        [\d.]+ [kM]B \([\d.]+ kB unused: 'm2v-edge vacuum' gives it back\)", status.stdout)
+    before = path.stat().st_size
+    vacuumed = run_cli("vacuum", "--outbox", str(path))
+    assert vacuumed.returncode == 0 and re.fullmatch(r"vacuumed \S+: [\d.]+ [kM]B -> \d+ kB\n", vacuumed.stdout)
+    assert path.stat().st_size < before / 4
+    assert "unused" not in run_cli("status", "--outbox", str(path)).stdout
