@@ -7,9 +7,7 @@ Writes go by primary key, so sending a row twice is harmless. On Milvus servers 
 wrong field into the partition (milvus-io/milvus#30607): the row lands outside its kiosk's partition and filters on
 `kiosk_id` miss it. There, a write is a delete and an insert by primary key, which is what upsert does inside.
 
-Errors: every failure becomes `MilvusUnavailableError` (worth retrying: connection refused, timeouts, a server
-restarting, a collection dropped meanwhile), `MilvusRowError` (a write's rows refused for what they hold) or
-`MilvusSyncError` (it will not get better by itself). Messages never contain the token.
+Every failure becomes one of the errors `m2v_edge.sync.milvus_errors` chooses; messages never contain the token.
 """
 
 from __future__ import annotations
@@ -25,6 +23,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from m2v_edge.errors import MilvusRowError, MilvusSyncError, MilvusUnavailableError, MissingExtraError
+from m2v_edge.sync.milvus_errors import classify, describe
 from m2v_edge.sync.milvus_schema import (
     F_DIGEST,
     F_DOC,
@@ -58,9 +57,6 @@ DEFAULT_TIMEOUT = 15.0
 QUERY_WINDOW = 16_384
 """Milvus's largest query result (offset + limit)."""
 _T = TypeVar("_T")
-_FATAL_WORDS = ("unauthenticated", "permission denied", "authentication", "privilege")
-_TRANSIENT_WORDS = ("not ready", "unavailable", "not serviceable", "timeout", "timed out", "deadline", "rate limit",
-                    "quota", "no available", "not healthy", "stopping", "abnormal", "retry", "busy", "connect")
 
 
 def _pymilvus() -> Any:
@@ -358,9 +354,9 @@ class MilvusCollection:
         except MilvusSyncError:
             raise
         except Exception as exc:  # noqa: BLE001 - pymilvus and grpc raise many unrelated types
-            message = scrub(_describe(exc), self.target.token)
+            message = scrub(describe(exc), self.target.token)
             text = f"Milvus {operation} on {self.target} failed: {message}"
-            kind, certain = _classify(self._pm, exc, rows)
+            kind, certain = classify(self._pm, exc, rows)
             if kind is MilvusRowError:
                 raise MilvusRowError(text, certain=certain) from None
             raise kind(text) from None
@@ -373,36 +369,6 @@ def upsert_routes_partitions(version: str) -> bool:
         return True
     match = re.match(r"v?(\d+)\.(\d+)", version)
     return match is not None and (int(match[1]), int(match[2])) >= (2, 4)
-
-
-def _describe(exc: BaseException) -> str:
-    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-    message = " ".join(str(message).split())
-    return message if len(message) <= 300 else message[:297] + "..."
-
-
-def _classify(pm: Any, exc: BaseException, rows: bool) -> tuple[type[MilvusSyncError], bool]:
-    """The error class for a failed call, and whether a `MilvusRowError` is certain (an explicit input error)."""
-    errors = pm.exceptions
-    message = _describe(exc).lower()
-    if isinstance(exc, errors.ConnectionConfigException) or any(word in message for word in _FATAL_WORDS):
-        return MilvusSyncError, False
-    client_side = (errors.ParamError, errors.DataTypeNotMatchException, errors.DataNotMatchException,
-                   errors.PrimaryKeyException)
-    if isinstance(exc, client_side):
-        return (MilvusRowError, True) if rows else (MilvusSyncError, False)
-    code = getattr(exc, "code", None)
-    if (not isinstance(exc, errors.MilvusException) or not isinstance(code, int)  # no answer from a server
-            or isinstance(exc, (errors.ConnectError, errors.MilvusUnavailableException))):
-        return MilvusUnavailableError, False
-    if code == errors.ErrorCode.COLLECTION_NOT_FOUND or "not found" in message or "does not exist" in message:
-        return MilvusUnavailableError, False  # dropped meanwhile: reconnecting creates it again
-    if (code in (2, errors.ErrorCode.RATE_LIMIT, errors.ErrorCode.FORCE_DENY) or exc.retriable
-            or any(word in message for word in _TRANSIENT_WORDS)):
-        return MilvusUnavailableError, False
-    if rows:
-        return MilvusRowError, bool(exc.is_input_error)
-    return (MilvusSyncError if exc.is_input_error else MilvusUnavailableError), False
 
 
 def _count(result: Any, key: str) -> int | None:

@@ -31,66 +31,37 @@ before anything is written to it.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
 from m2v_edge.errors import OutboxError
 from m2v_edge.sync.kiosk import check_kiosk_id, default_kiosk_id
+from m2v_edge.sync.outbox_queue import WAITING, SyncQueue
 from m2v_edge.sync.records import check_id, check_record
-from m2v_edge.sync.rows import (
-    DeleteResult,
-    OutboxStatus,
-    PendingRow,
-    RejectedRow,
-    Tombstone,
-    pack_text,
-    row_digest,
-    search_copies,
-    unpack_text,
-)
+from m2v_edge.sync.rows import DeleteResult, OutboxStatus, RejectedRow, pack_text, search_copies, unpack_text
 from m2v_edge.sync.sqlite import (
     APPLICATION_ID,
     SCHEMA_VERSION,
-    Transaction,
     connect,
     create_file,
     ensure_wal,
     initialise,
     is_empty_database,
+    reads,
 )
 from m2v_edge.sync.upgrade import upgrade_from_v1
 
 STATES = ("pending", "synced", "deleted-pending", "rejected")
-WAITING = "state IN ('pending', 'deleted-pending')"
-"""SQL: rows a sync still has to push."""
-
-__all__ = ["DeleteResult", "Outbox", "OutboxStatus", "PendingRow", "RejectedRow", "Tombstone"]
-
-_F = TypeVar("_F", bound=Callable[..., Any])
 
 
-def _reads(method: _F) -> _F:
-    """Turn sqlite errors raised while reading into `OutboxError` (a damaged file, a vanished disk...)."""
-
-    @functools.wraps(method)
-    def wrapper(self: Outbox, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return method(self, *args, **kwargs)
-        except sqlite3.Error as exc:
-            raise OutboxError(f"cannot read outbox {self.path}: {exc}") from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-class Outbox:
+class Outbox(SyncQueue):
     """An open outbox database. Use `Outbox.create` to make or reopen one for writing, `Outbox.open` otherwise.
 
     One `Outbox` belongs to one thread. Several processes may use the same file at once (SQLite locking); only
@@ -265,122 +236,9 @@ class Outbox:
                 )
         return DeleteResult(marked=marked, unknown=unknown)
 
-    # ----------------------------------------------------------------- syncing
-
-    @_reads
-    def high_water(self) -> int:
-        """The change number of the latest committed write."""
-        return int(self.db.execute("SELECT value FROM meta WHERE key='seq'").fetchone()[0])
-
-    @_reads
-    def pending(
-        self, *, limit: int, max_bytes: int, up_to: int, after: tuple[int, str] | None = None
-    ) -> list[PendingRow]:
-        """Pending rows with `seq <= up_to`, in (seq, id) order after `after`, at most `limit` rows / `max_bytes`."""
-        query = _page("d.id, d.seq, d.text, d.metadata, e.vector, d.attempts", "pending", limit=limit, up_to=up_to,
-                      after=after, join="LEFT JOIN exact e ON e.key = d.key")
-        rows: list[PendingRow] = []
-        total = 0
-        for doc_id, seq, stored, metadata, blob, attempts in self.db.execute(*query):
-            text = unpack_text(stored)
-            size = len(doc_id) + len(text.encode("utf-8")) + len(metadata) + 4 * self.dim + 64
-            if rows and total + size > max_bytes:
-                break
-            vector = None if blob is None else self._decode(doc_id, blob)
-            digest = row_digest(self.fingerprint, doc_id, text, metadata)
-            rows.append(PendingRow(doc_id, seq, text, json.loads(metadata), vector, attempts, digest, size))
-            total += size
-        return rows
-
-    @_reads
-    def next_keys(self, limit: int) -> list[Tombstone]:
-        """(id, seq) of the rows a sync pushes first, tombstones first: what a failure to connect is recorded on."""
-        up_to = self.high_water()
-        keys = self.tombstones(limit=limit, up_to=up_to)
-        query = _page("d.id, d.seq", "pending", limit=limit, up_to=up_to, after=None)
-        return keys or [Tombstone(doc_id, seq) for doc_id, seq in self.db.execute(*query)]
-
-    @_reads
-    def tombstones(self, *, limit: int, up_to: int, after: tuple[int, str] | None = None) -> list[Tombstone]:
-        """Tombstones with `seq <= up_to`, in (seq, id) order after `after`, at most `limit`."""
-        query = _page("d.id, d.seq", "deleted-pending", limit=limit, up_to=up_to, after=after)
-        return [Tombstone(doc_id, seq) for doc_id, seq in self.db.execute(*query)]
-
-    def mark_synced(self, rows: Iterable[PendingRow | Tombstone]) -> int:
-        """After the server acknowledged an upsert: mark rows synced unless they changed meanwhile.
-
-        Their exact vectors stay until the sync ends (`drop_sent_vectors`): a server that crashes can lose writes it
-        acknowledged, and the sync then sends them again."""
-        with self.transaction():
-            return self.db.executemany(
-                "UPDATE docs SET state='synced', attempts=0, last_error=NULL WHERE id=? AND seq=? AND state='pending'",
-                ((row.id, row.seq) for row in rows),
-            ).rowcount
-
-    def drop_sent_vectors(self) -> int:
-        """Drop the exact vectors of synced rows (at the end of a sync); a later resend embeds their texts again."""
-        with self.transaction():
-            return self.db.execute(
-                "DELETE FROM exact WHERE key IN (SELECT key FROM docs WHERE state='synced')"
-            ).rowcount
-
-    def mark_deleted(self, tombstones: Sequence[Tombstone]) -> int:
-        """After the server acknowledged a delete: drop the tombstones unless the ids were re-ingested meanwhile."""
-        with self.transaction():
-            cursor = self.db.executemany(
-                "DELETE FROM docs WHERE id=? AND seq=? AND state='deleted-pending'",
-                ((row.id, row.seq) for row in tombstones),
-            )
-            if cursor.rowcount and tombstones:  # tells the offline-search index that rows went away
-                self.db.execute(
-                    "UPDATE meta SET value=CAST(MAX(CAST(value AS INTEGER), ?) AS TEXT) WHERE key='purged'",
-                    (max(row.seq for row in tombstones),),
-                )
-            return cursor.rowcount
-
-    def mark_rejected(self, rows: Iterable[PendingRow | Tombstone], error: str) -> int:
-        """Quarantine rows the server refused for good (unless they changed meanwhile): later syncs skip them.
-
-        They keep their exact vectors, for `retry_rejected`."""
-        with self.transaction():
-            return self.db.executemany(
-                "UPDATE docs SET state='rejected', attempts=attempts+1, last_error=? WHERE id=? AND seq=?"
-                f" AND {WAITING}",
-                ((error, row.id, row.seq) for row in rows),
-            ).rowcount
-
-    def record_failure(self, rows: Iterable[PendingRow | Tombstone], error: str) -> None:
-        """Count a failed push against rows (unless they changed meanwhile) and keep the error text."""
-        with self.transaction():
-            self.db.executemany(
-                f"UPDATE docs SET attempts=attempts+1, last_error=? WHERE id=? AND seq=? AND {WAITING}",
-                ((error, row.id, row.seq) for row in rows),
-            )
-
-    def retry_rejected(self) -> int:
-        """Make every rejected row wait again (after fixing what the server refused); returns how many."""
-        with self.write() as seq:
-            return self.db.execute(
-                "UPDATE docs SET state=CASE WHEN search IS NULL THEN 'deleted-pending' ELSE 'pending' END, attempts=0,"
-                " seq=? WHERE state='rejected'",
-                (seq,),
-            ).rowcount
-
-    @_reads
-    def count_unembedded(self) -> int:
-        """Pending rows without an exact vector (dropped after an earlier sync): a sync embeds them again."""
-        return int(self.db.execute(
-            "SELECT COUNT(*) FROM docs d LEFT JOIN exact e ON e.key = d.key WHERE d.state='pending' AND e.key IS NULL"
-        ).fetchone()[0])
-
-    @_reads
-    def count_waiting(self) -> int:
-        """Rows that a sync still has to push (pending rows and tombstones)."""
-        return int(self.db.execute(f"SELECT COUNT(*) FROM docs WHERE {WAITING}").fetchone()[0])
-
     # ----------------------------------------------------------------- reading
 
-    @_reads
+    @reads
     def status(self) -> OutboxStatus:
         """Counts by state, failing rows, the latest error, the file's size and the targets synced to."""
         counts = dict.fromkeys(STATES, 0)
@@ -416,7 +274,7 @@ class Outbox:
         wal = Path(f"{self.path}-wal")
         return self.path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
 
-    @_reads
+    @reads
     def rejected(self, limit: int | None = None) -> list[RejectedRow]:
         """Rows the server refused for good, latest first, with the server's error."""
         sql = "SELECT id, last_error FROM docs WHERE state='rejected' ORDER BY seq DESC, id"
@@ -424,12 +282,12 @@ class Outbox:
             sql += f" LIMIT {int(limit)}"
         return [RejectedRow(doc_id, error or "") for doc_id, error in self.db.execute(sql)]
 
-    @_reads
+    @reads
     def states(self) -> dict[str, str]:
         """Every id with its state."""
         return dict(self.db.execute("SELECT id, state FROM docs"))
 
-    @_reads
+    @reads
     def vectors(self, ids: Iterable[str] | None = None) -> dict[str, np.ndarray]:
         """Offline-search copies (L2-normalised, float16 precision, as float32) of live rows: all, or those of `ids`.
 
@@ -445,7 +303,7 @@ class Outbox:
                 result[doc_id] = self._decode_search(row[1])
         return result
 
-    @_reads
+    @reads
     def documents(self, ids: Iterable[str]) -> dict[str, tuple[str, dict[str, Any]]]:
         """Text and metadata of the live rows among `ids`."""
         result = {}
@@ -485,33 +343,6 @@ class Outbox:
 
     # ----------------------------------------------------------------- internals
 
-    def _decode(self, doc_id: str, blob: bytes | None) -> np.ndarray:
-        if blob is None or len(blob) != 4 * self.dim:
-            raise OutboxError(f"outbox {self.path} is damaged: row {doc_id!r} has no valid {self.dim}-dim vector")
-        return np.frombuffer(blob, dtype="<f4").astype(np.float32)
-
     @staticmethod
     def _decode_search(blob: bytes) -> np.ndarray:
         return np.frombuffer(blob, dtype="<f2").astype(np.float32)
-
-    def transaction(self) -> Transaction:
-        """A write transaction that takes no change number (for state changes that no reader needs to see)."""
-        return Transaction(self.db, self.path)
-
-    def write(self) -> Transaction:
-        """A write transaction that takes the next change number (available as the `with` target)."""
-        return Transaction(self.db, self.path, bump_seq=True)
-
-
-def _page(
-    columns: str, state: str, *, limit: int, up_to: int, after: tuple[int, str] | None, join: str = ""
-) -> tuple[str, list[object]]:
-    """One keyset page of rows in `state` with `seq <= up_to`, in (seq, id) order after `after`."""
-    sql = f"SELECT {columns} FROM docs d {join} WHERE d.state=? AND d.seq<=?"
-    params: list[object] = [state, up_to]
-    if after is not None:
-        sql += " AND (d.seq > ? OR (d.seq = ? AND d.id > ?))"
-        params += [after[0], after[0], after[1]]
-    sql += " ORDER BY d.seq, d.id LIMIT ?"
-    params.append(limit)
-    return sql, params

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 from m2v_edge.errors import OutboxError
 
@@ -178,3 +181,20 @@ def create_tables(conn: sqlite3.Connection) -> None:
         if statement.strip():
             conn.execute(statement)
     conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def reads(method: _F) -> _F:
+    """Turn sqlite errors raised while reading into `OutboxError` (a damaged file, a vanished disk...); for methods
+    of objects with a `path`."""
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.Error as exc:
+            raise OutboxError(f"cannot read outbox {self.path}: {exc}") from None
+
+    return wrapper  # type: ignore[return-value]

@@ -21,12 +21,12 @@ from m2v_edge.sync import Outbox
 
 from .conftest import (
     N_DOCS,
-    wait_for,
     VARIANT,
     assert_collection_matches,
     record_figure,
     run_cli,
     start_cli,
+    wait_for,
 )
 from .servers import LiteServer, free_port
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from m2v_edge.errors import OutboxError
-from m2v_edge.sync import MilvusCollection, Outbox, SyncLock, Syncer, parse_target, sync_outbox
+from m2v_edge.sync import MilvusCollection, Outbox, Syncer, SyncLock, parse_target, sync_outbox
 from m2v_edge.sync.milvus_schema import PROP_FINGERPRINT, PROP_SCHEMA
 
 from .conftest import KIOSK, VARIANT, assert_collection_matches, run_cli, write_jsonl
@@ -60,10 +60,11 @@ def test_a_new_or_recreated_collection_gets_every_live_row_again(tmp_path: Path,
 
     other = f"{collection_name}_new"
     refused = run_cli(*sync_args(outbox, lite_server.uri, other))
-    assert refused.returncode == 2 and "(sync --bundle)" in refused.stderr, refused.stderr
+    assert refused.returncode == 2 and "290 rows of outbox" in refused.stderr, refused.stderr
+    assert "must be sent again (to a new or repaired collection)" in refused.stderr and "(sync --bundle)" in \
+        refused.stderr
     moved = run_cli(*sync_args(outbox, lite_server.uri, other, "--bundle", str(potion_bundle)))
     assert moved.returncode == 0, moved.stderr
-    assert "(this outbox has not synced to this collection before): 0 rows as synced, 290 missing" in moved.stdout
     assert "synced 290 rows" in moved.stdout and "; 290 rows embedded again" in moved.stdout
     assert_collection_matches(lite_server.uri, other, outbox, embedder=embedder)
 
