@@ -4,7 +4,8 @@ A row's state (`synced`) means "the collection has it" only for the collection t
 state it left it. The outbox remembers, per target URI and collection name, the collection's identity and the sync
 token it last wrote there (`m2v_edge.sync.milvus_schema`). When a sync finds another identity (a new collection, one
 dropped and created again) or another token (restored from a backup, or written by another outbox claiming the
-same kiosk id), it repairs before sending: it reads this kiosk's ids and digests from the collection, and then, in
+same kiosk id), or the last sync to it did not finish (a crashing server may lose writes it acknowledged), it
+repairs before sending: it reads this kiosk's ids and digests from the collection, and then, in
 one outbox transaction, marks every live row the collection lacks or holds in another version as pending, every row
 it holds as it is as synced, and records a tombstone for every id it holds that the outbox does not. `m2v-edge sync
 --reconcile` runs the same repair on demand.
@@ -61,12 +62,22 @@ def remember(outbox: Outbox, uri: str, collection: str, identity: str, token: st
         )
 
 
+def unsettle(outbox: Outbox, uri: str, collection: str) -> None:
+    """Record, before a sync writes, that `uri`/`collection` may no longer be as last left: if the sync does not end
+    (killed, given up), the next one compares the collection with the outbox (Milvus may lose what it acknowledged
+    when it crashes)."""
+    with outbox.transaction():
+        outbox.db.execute("UPDATE targets SET token='' WHERE uri=? AND collection=?", (uri, collection))
+
+
 def repair_reason(known: tuple[str, str] | None, identity: str, token: str | None) -> str | None:
     """Why the collection must be compared with the outbox before a sync, or None when it is as last left."""
     if known is None:
         return "this outbox has not synced to this collection before"
     if known[0] != identity:
         return "the collection is not the one this outbox synced to (dropped and created again?)"
+    if known[1] == "":
+        return "the last sync to this collection did not finish"
     if known[1] != token:
         return "the collection does not hold what this outbox last synced (restored from a backup?)"
     return None

@@ -6,15 +6,15 @@ because both operations go by primary key. A failing or unreachable server is re
 exponential backoff with jitter); every failed attempt is recorded on the rows it concerned, which stay pending.
 
 When Milvus refuses a batch for what its rows hold, the batch is split in halves, and those again, until the rows it
-refuses are found; they are quarantined (state `rejected`, with the server's error) and the others go through. A
-row is quarantined only when Milvus took other rows meanwhile or said explicitly that the input is wrong: a server
-that refuses everything is retried, not emptied.
+refuses are found; they are quarantined (state `rejected`, with the server's error) and the others go through
+(`m2v_edge.sync.quarantine`). A server that refuses everything is retried, not emptied.
 
 Before the first batch, the collection is checked against what the outbox last left there (`m2v_edge.sync.binding`)
-and repaired when it is not the same, and so it is on reconnecting after a connection lost after writes (a Milvus
-Lite server killed while writing loses writes it had acknowledged). Rows keep their exact vectors until the sync
-ends; rows that must be sent again after that are embedded again with the `embedder` (the outbox's bundle). Only one sync runs per outbox at a time: `run` and
-`watch` hold the outbox's `SyncLock`.
+and repaired when it is not the same, or when the last sync to it did not finish; so it is on reconnecting after a
+connection lost after writes (a Milvus Lite server killed while writing loses writes it had acknowledged). Rows keep
+their exact vectors until the sync ends; rows that must be sent again after that are embedded again with the
+`embedder` (the outbox's bundle). Only one sync runs per outbox at a time: `run` and `watch` hold the outbox's
+`SyncLock`.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from m2v_edge.errors import MilvusRowError, MilvusSyncError, MilvusUnavailableError, OutboxError
-from m2v_edge.sync.binding import RepairReport, remember, remembered, repair, repair_reason
+from m2v_edge.sync.binding import RepairReport, remember, remembered, repair, repair_reason, unsettle
 from m2v_edge.sync.ingest import Embedder
 from m2v_edge.sync.lock import SyncLock
 from m2v_edge.sync.milvus import MilvusCollection
@@ -130,11 +130,9 @@ class Syncer:
         self._lock = SyncLock(outbox.path)
         self._identity: str | None = None
         self._changed = False
-        """Rows changed in the collection since the kiosk's sync token was last written."""
-        self._wrote = False
-        """Milvus acknowledged a write of this syncer."""
-        self._lost = False
-        """The connection broke after a write: compare the collection with the outbox on reconnecting."""
+        """The collection changed (writes, a repair) since the kiosk's sync token was last written."""
+        self._unsettled = False
+        """The outbox notes that a sync to this collection is under way (see `binding.unsettle`)."""
 
     # ------------------------------------------------------------- public
 
@@ -250,7 +248,7 @@ class Syncer:
             marked = self.outbox.mark_synced(part) if kind == "upserted" else self.outbox.mark_deleted(part)
             setattr(report, kind, getattr(report, kind) + marked)
             report.superseded += len(part) - marked
-            self._changed = self._wrote = True
+            self._changed = True
             done = {id(row) for row in part}
             unsent[:] = [row for row in unsent if id(row) not in done]
 
@@ -259,6 +257,9 @@ class Syncer:
             unsent[:] = [other for other in unsent if other is not row]
             logger.warning("Milvus refuses row %r for good; quarantined (m2v-edge status lists it): %s", row.id, error)
 
+        if not self._unsettled:  # before the first write: a sync that does not end leaves a repair to the next
+            unsettle(self.outbox, self.collection.target.uri, self.collection.name)
+            self._unsettled = True
         self._retrying(lambda: unsent, lambda: isolate(list(unsent), send, acknowledged, refused, self._probe),
                        report)
         report.batches += 1
@@ -282,7 +283,6 @@ class Syncer:
                 report.failed_attempts += 1
                 self.outbox.record_failure(rows(), str(exc))
                 self._disconnect()
-                self._lost = self._lost or self._wrote
                 if attempt + 1 == self.retry.max_attempts:
                     raise MilvusUnavailableError(
                         f"{exc} ({self.retry.max_attempts} attempts failed over {time.monotonic() - started:.0f}s; "
@@ -309,15 +309,12 @@ class Syncer:
         info = self.collection.ensure(dim=self.outbox.dim, fingerprint=self.outbox.fingerprint)
         where = (self.collection.target.uri, self.collection.name)
         token = info.kiosk_tokens.get(self.outbox.kiosk_id)
-        reason = repair_reason(remembered(self.outbox, *where), info.identity, token)
-        if self.reconcile:
-            reason = "asked for"
-        elif self._lost:  # a server that crashed may have lost writes it had acknowledged
-            reason = reason or "the connection was lost after writes: checking what Milvus kept"
+        reason = "asked for" if self.reconcile else repair_reason(remembered(self.outbox, *where), info.identity,
+                                                                   token)
         if reason is not None:
             remote = self.collection.kiosk_digests(self.outbox.kiosk_id)
             report.repairs.append(repair(self.outbox, remote, reason))
-            self.reconcile = self._lost = False
+            self.reconcile = False
             self._changed = True
         self._identity = info.identity
 
@@ -327,7 +324,7 @@ class Syncer:
         assert self._identity is not None
         self.collection.set_kiosk_token(self.outbox.kiosk_id, token)
         remember(self.outbox, self.collection.target.uri, self.collection.name, self._identity, token)
-        self._changed = False
+        self._changed = self._unsettled = False
 
     def _disconnect(self) -> None:
         self._identity = None
