@@ -93,8 +93,9 @@ def _ingest(args: argparse.Namespace) -> int:
                              progress=progress)
     except KeyboardInterrupt:
         bar.close()
-        print(f"m2v-edge ingest: interrupted: {committed[0] if committed else 0} documents were committed to {args.outbox}; running the "
-              "same ingest again is safe (documents already in the outbox are replaced)", file=sys.stderr)
+        done = committed[0] if committed else 0
+        print(f"m2v-edge ingest: interrupted: {done} documents were committed to {args.outbox}; running the same "
+              "ingest again is safe (documents already in the outbox are replaced)", file=sys.stderr)
         return 130
     bar.close()
     rate = report.written / report.seconds if report.seconds > 0 else 0.0

@@ -107,7 +107,8 @@ def repair(outbox: Outbox, remote: dict[str, str], reason: str) -> RepairReport:
             if state == "synced":
                 resent += 1
                 outbox.db.execute("UPDATE docs SET state='pending' WHERE key=?", (key,))
-        known = {doc_id for (doc_id,) in outbox.db.execute("SELECT id FROM docs WHERE state IN ('deleted-pending', 'rejected')")}
+        known = {doc_id for (doc_id,) in
+                 outbox.db.execute("SELECT id FROM docs WHERE state IN ('deleted-pending', 'rejected')")}
         for doc_id in remote.keys() - local - known:
             extra += 1
             outbox.db.execute(

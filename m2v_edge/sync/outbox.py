@@ -15,8 +15,9 @@ One row per document id in `docs` (layout version 2, see `m2v_edge.sync.sqlite`)
 
 `exact` holds the float32 vector of each row waiting to be sent (the exact vector Milvus gets). It is dropped at the
 end of the sync that Milvus acknowledged the row in: a row sent again later (a new collection, a repair) is embedded
-again from its text, which needs the bundle. This keeps a synced outbox under 2x the size of its JSONL input. `meta` holds the model
-fingerprint and dim, the kiosk id and the change counter; `targets` what was synced where (`m2v_edge.sync.binding`).
+again from its text, which needs the bundle. This keeps a synced outbox under 2x the size of its JSONL input.
+`meta` holds the model fingerprint and dim, the kiosk id and the change counter; `targets` what was synced where
+(`m2v_edge.sync.binding`).
 
 Exactly-once rests on `seq`. A sync reads `(id, seq)` pairs, pushes them, and after the server's acknowledgement
 marks *only the rows whose `seq` is unchanged*: a row re-ingested or deleted while its push was in flight keeps its

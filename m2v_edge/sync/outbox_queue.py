@@ -151,8 +151,6 @@ class SyncQueue:
         return Transaction(self.db, self.path, bump_seq=True)
 
 
-
-
 def _page(
     columns: str, state: str, *, limit: int, up_to: int, after: tuple[int, str] | None, join: str = ""
 ) -> tuple[str, list[object]]:

@@ -162,7 +162,8 @@ def test_server_down_from_the_start_gives_up_bounded_and_keeps_rows_pending(outb
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert "an unreachable Milvus is tried 4 times over up to 1s before the sync gives up" in lines[0], lines[0]
-    assert [line.split(" failed: ")[0] for line in lines[1:4]] == [f"m2v-edge sync: attempt {n} of 4" for n in (1, 2, 3)]
+    attempts = [line.split(" failed: ")[0] for line in lines[1:4]]
+    assert attempts == [f"m2v-edge sync: attempt {n} of 4" for n in (1, 2, 3)]
     assert all("; next attempt in " in line for line in lines[1:4]), lines
     assert len(lines) == 5 and re.search(r"\(4 attempts failed over \d+s; unsent rows stay pending\)$", lines[4])
     assert elapsed < 30

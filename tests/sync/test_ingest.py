@@ -14,6 +14,8 @@ from m2v_edge.sync import Outbox, read_records
 
 from .conftest import VARIANT, run_cli, sql_count, start_cli
 
+ROWS = "SELECT COUNT(*) FROM docs"
+
 
 def test_ingest_from_a_file_embeds_every_record(tmp_path: Path, potion_bundle: Path, embedder) -> None:
     docs = [
@@ -72,8 +74,12 @@ BAD_FILES = {
         '{"id": "a", "text": "t"}\n{"id": "b", "text": \n{"id": "c", "text": "t"}\n',
         "line 2: invalid JSON: Expecting value at the end of the line",
     ),
-    "unterminated string": ('{"id": "a", "text": "t', "line 1: invalid JSON: Unterminated string starting at column 21"),
-    "string cut by the line end": ('{"id": "a", "text": "t\n', "line 1: invalid JSON: Invalid control character at the end"),
+    "unterminated string": (
+        '{"id": "a", "text": "t', "line 1: invalid JSON: Unterminated string starting at column 21"
+    ),
+    "string cut by the line end": (
+        '{"id": "a", "text": "t\n', "line 1: invalid JSON: Invalid control character at the end"
+    ),
     "nan in metadata": ('{"id": "a", "text": "t", "metadata": {"v": NaN}}\n', "line 1: 'metadata' cannot be written"),
     "not an object": ('["a", "t"]\n', "line 1: expected a JSON object"),
     "lone surrogate": ('{"id": "a", "text": "\\ud800"}\n', "line 1: a field holds an unpaired surrogate"),
@@ -199,7 +205,7 @@ def test_an_interrupted_ingest_says_what_was_committed_and_that_rerunning_is_saf
     proc = start_cli(*args, log=log)
     try:
         deadline = time.monotonic() + 120
-        while proc.poll() is None and time.monotonic() < deadline and sql_count(outbox_path, "SELECT COUNT(*) FROM docs") < 100:
+        while proc.poll() is None and time.monotonic() < deadline and sql_count(outbox_path, ROWS) < 100:
             time.sleep(0.01)
         assert proc.poll() is None, f"ingest ended before it could be interrupted:\n{log.read_text()}"
         proc.send_signal(getattr(signal, signal_name))
@@ -208,7 +214,7 @@ def test_an_interrupted_ingest_says_what_was_committed_and_that_rerunning_is_saf
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    committed = sql_count(outbox_path, "SELECT COUNT(*) FROM docs")
+    committed = sql_count(outbox_path, ROWS)
     conn = sqlite3.connect(outbox_path)
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     conn.close()
@@ -218,7 +224,7 @@ def test_an_interrupted_ingest_says_what_was_committed_and_that_rerunning_is_saf
     assert 0 < committed < 5000 and committed % 50 == 0
     again = run_cli(*args)
     assert again.returncode == 0 and "ingested 5000 documents" in again.stdout, again.stderr
-    assert sql_count(outbox_path, "SELECT COUNT(*) FROM docs") == 5000
+    assert sql_count(outbox_path, ROWS) == 5000
 
 
 def test_ingest_of_in_memory_records_checks_them_all_first(tmp_path: Path, embedder) -> None:
@@ -231,5 +237,6 @@ def test_ingest_of_in_memory_records_checks_them_all_first(tmp_path: Path, embed
         assert "record 2: 'id' is longer than 512 bytes" in str(info.value) and "record 3: missing 'text'" in str(
             info.value)
         assert outbox.states() == {}
-        report = ingest(outbox, embedder, [Record("a", "a text editor"), {"id": "b", "text": "fonts", "metadata": None}])
+        records = [Record("a", "a text editor"), {"id": "b", "text": "fonts", "metadata": None}]
+        report = ingest(outbox, embedder, records)
         assert report.written == 2 and outbox.states() == {"a": "pending", "b": "pending"}
