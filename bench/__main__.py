@@ -1,5 +1,7 @@
-"""`python -m bench`: m2v-edge against model2vec, fastembed and the bare tokenizer pass (issue 3).
+"""`python -m bench`: m2v-edge against model2vec, laghu, fastembed and the bare tokenizer pass (issues 3 and 16).
 
+English: potion-base-8M on the Debian texts, also with non-ASCII characters mixed in. Multilingual
+(`bench.multilingual`): the real tokenlearn-static-model and a 500k-piece Unigram model on Debian's translations.
 Writes `bench/results/<date>-<host>.md` (also printed), the JSON beside it and PNG charts. `--smoke` runs a few
 hundred texts once, for CI: it checks that the benchmark works and asserts no figure.
 """
@@ -17,15 +19,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import coldstart, exporting, quality, report, targets, throughput
+from bench import coldstart, exporting, multilingual, quality, report, targets, throughput
 from bench.corpus import Corpus, load_corpus
 from bench.machine import load_average, machine_info
-from bench.systems import FASTEMBED, FASTEMBED_MODEL, FLOOR, IMPORTS, REFERENCE, build_lineup, edge_key
+from bench.nonascii import with_non_ascii
+from bench.systems import FASTEMBED, FASTEMBED_MODEL, FLOOR, IMPORTS, LAGHU, REFERENCE, build_lineup, edge_key
 
 ENVIRONMENT = dict(os.environ)
 """Python's view of the environment, passed explicitly to every child (see `bench.coldstart.run_child`)."""
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO / "bench" / "data" / "debian-descriptions-public.jsonl"
+DEFAULT_MULTILINGUAL_DATA = REPO / "bench" / "data" / "debian-descriptions-multilingual-public.jsonl"
 DEFAULT_MODEL = REPO / "models" / "potion-base-8M"
 EXPORT_VARIANTS = ("fp32", "fp16", "int8")
 PROCESS_VARIANTS = ("int8", "fp32")
@@ -46,6 +50,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, help="m2v-edge onnxruntime threads (default: the device profile's)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results", help="where reports are written")
     parser.add_argument("--no-charts", action="store_true", help="skip the PNG charts")
+    parser.add_argument(
+        "--multilingual-data",
+        type=Path,
+        default=DEFAULT_MULTILINGUAL_DATA,
+        help="JSONL corpus for the multilingual section",
+    )
+    parser.add_argument("--no-multilingual", action="store_true", help="skip the multilingual section")
+    parser.add_argument(
+        "--no-large-multilingual",
+        dest="large_multilingual",
+        action="store_false",
+        help="skip the 500k-piece multilingual model (about 6 of the run's minutes, 3 GB of memory at the peak)",
+    )
     args = parser.parse_args(argv)
     if args.repeat is None:
         args.repeat = 1 if args.smoke else 5
@@ -56,6 +73,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--repeat, --latency-calls and --limit must be at least 1")
     if not args.data.is_file():
         parser.error(f"--data {args.data}: no such file")
+    if not args.no_multilingual and not args.multilingual_data.is_file():
+        parser.error(f"--multilingual-data {args.multilingual_data}: no such file (or pass --no-multilingual)")
     if not args.model.is_dir():
         parser.error(f"--model {args.model}: not a folder")
     if args.bundle is not None and not (args.bundle / "m2v_edge.json").is_file():
@@ -80,9 +99,25 @@ def _notes(fastembed_class: str | None) -> list[str]:
     return [
         fastembed,
         (
+            f"laghu {_version('laghu')} with laghu-rs {_version('laghu-rs')} loads each source model folder with "
+            "`load(folder, fallback=False)` (so that a model it cannot read is reported, not measured as model2vec); "
+            "which tokenizer it chose per model (laghu-rs, its Python Unigram or tokenizers) is listed with the "
+            "systems. Its Unigram vocabulary files go to a scratch LAGHU_CACHE, built in the untimed warm-up."
+        ),
+        (
             "Throughput: each timed call encodes the whole set in one call, the way each library is used "
-            "(m2v-edge `encode(list)`, model2vec `encode(list)`, fastembed `list(embed(list))`); garbage collection "
-            "paused during calls; untimed warm-up calls first."
+            "(m2v-edge `encode(list)`, model2vec and laghu `encode(list)`, fastembed `list(embed(list))`); garbage "
+            "collection paused during calls; untimed warm-up calls first."
+        ),
+        (
+            "Non-ASCII sets: the same English texts with straight quotes and apostrophes made typographic "
+            "(U+201C/U+201D, U+2018/U+2019), ' - ' and '--' made en and em dashes, and an accented name signed after "
+            "an en dash (`bench/nonascii.py`, deterministic); every text holds at least one non-ASCII character."
+        ),
+        (
+            "Private memory: `RssAnon` (/proc/self/status) of the same fresh process right after its `encode` call, "
+            "with the vectors still alive: memory no other process can share. Pages mapped from files count in "
+            "`RssFile` instead and are shared between processes mapping the same file."
         ),
         (
             "The tokenizer floor times only `encode_batch_fast`; its texts are cut to the bundle's character limit "
@@ -137,6 +172,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "model_dir": str(args.model),
     }
     with tempfile.TemporaryDirectory(prefix="m2v-edge-bench-") as scratch:
+        # laghu writes a vocabulary file per Unigram tokenizer.json into its cache: here, not the user's ~/.cache.
+        ENVIRONMENT["LAGHU_CACHE"] = os.environ["LAGHU_CACHE"] = str(Path(scratch) / "laghu-cache")
         keep = None if args.bundle else Path(scratch) / "bundle"
         progress(f"exporting {', '.join(EXPORT_VARIANTS)} x{args.repeat}")
         results["export"] = exporting.time_exports(args.model, EXPORT_VARIANTS, args.repeat, keep)
@@ -147,7 +184,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         variants = list(results["bundle_sizes"]["variants"])
         _processes(args, bundle, corpus.queries[0], results, meta)
         _in_process(args, bundle, variants, corpus, results, meta)
+        if not args.no_multilingual:
+            results["multilingual"] = _multilingual(args, Path(scratch) / "multilingual")
     results["targets"] = targets.evaluate(results)
+    results["targets_native_core"] = targets.evaluate_native_core(results)
     meta["load_average_end"] = load_average()
     meta["duration_s"] = round(time.monotonic() - began, 1)
     results = {"meta": meta, **results}
@@ -172,6 +212,8 @@ def _processes(
         "char_limit": manifest.char_limit,
     }
     systems = [edge_key(v) for v in PROCESS_VARIANTS if v in manifest.variants] + [REFERENCE]
+    if importlib.util.find_spec("laghu") is not None:
+        systems.append(LAGHU)
     if importlib.util.find_spec("fastembed") is not None:
         systems.append(FASTEMBED)
     systems += [FLOOR, IMPORTS]
@@ -203,6 +245,7 @@ def _in_process(
     fastembed_class = lineup.settings.get(FASTEMBED, {}).get("class")
     meta["notes"] = _notes(fastembed_class)
     sets = {"queries": corpus.queries, "documents": corpus.documents}
+    sets |= {f"{name}, non-ASCII": with_non_ascii(texts) for name, texts in list(sets.items())}
     progress("warming up")
     throughput.warm_up(lineup.systems, sets)
     progress(f"throughput x{args.repeat}")
@@ -212,7 +255,22 @@ def _in_process(
     results["latency"], samples = throughput.measure_latency(lineup.systems, texts, args.repeat, progress)
     progress("retrieval quality")
     results["quality"] = quality.measure_quality(lineup.systems, corpus.queries, corpus.documents)
+    progress("agreement with model2vec")
+    results["agreement"] = quality.measure_agreement(lineup.systems, sets)
     results["_latency_samples"] = samples  # for the chart only; dropped before writing the JSON
+
+
+def _multilingual(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    options = {
+        "threads": args.threads,
+        "repeat": args.repeat,
+        "latency_calls": args.latency_calls,
+        "limit": args.limit,
+        "large": args.large_multilingual,
+        "smoke": args.smoke,
+    }
+    progress("multilingual section")
+    return multilingual.run(args.multilingual_data, work, options, ENVIRONMENT, progress)
 
 
 def _charts(results: dict[str, Any], out_dir: Path, stem: str) -> list[str]:
@@ -248,6 +306,10 @@ def main(argv: list[str] | None = None) -> int:
     md_path, json_path = report.write_report(results, markdown, args.out, stem)
     print(markdown)
     progress(f"wrote {md_path}, {json_path} and {len(results['charts'])} charts in {results['meta']['duration_s']} s")
+    failed = results.get("multilingual", {}).get("failed", {})
+    if args.smoke and failed:  # CI runs the smoke run to check that every part of the benchmark still works
+        progress(f"smoke run failed: multilingual {', '.join(failed)} (see the report)")
+        return 1
     return 0
 
 

@@ -18,12 +18,14 @@ def _pyplot() -> Any:
 
 
 def throughput_chart(throughput: dict[str, dict[str, Any]], title: str, path: Path) -> Path:
-    """Grouped bars: texts/s per system on queries and on documents; whiskers span min to max over rounds."""
+    """Bars of texts/s per system, one panel per text set, two panels a row; whiskers span min to max over rounds."""
     plt = _pyplot()
     systems = list(throughput["queries"])
     sets = list(throughput)
-    fig, axes = plt.subplots(1, len(sets), figsize=(6 * len(sets), 4.2), squeeze=False)
-    for ax, name in zip(axes[0], sets, strict=True):
+    columns = min(2, len(sets))
+    rows = -(-len(sets) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(6 * columns, 4.2 * rows), squeeze=False)
+    for ax, name in zip(axes.flat, sets, strict=False):
         summaries = [throughput[name][key]["summary"] for key in systems]
         medians = np.array([s["median"] for s in summaries])
         errors = np.array([[s["median"] - s["min"] for s in summaries], [s["max"] - s["median"] for s in summaries]])
@@ -34,6 +36,8 @@ def throughput_chart(throughput: dict[str, dict[str, Any]], title: str, path: Pa
             if "floor" in key
             else "#1f77b4"
             if key.startswith("m2v-edge")
+            else "#2ca02c"
+            if key == "laghu"
             else "#ff7f0e"
             for key in systems
         ]

@@ -1,13 +1,16 @@
-"""A fresh process that imports one system, loads the model and encodes: for cold-start and peak-RSS figures.
+"""A fresh process that imports one system, loads the model and encodes: for cold-start and memory figures.
 
-Run as a script by `bench.coldstart`, never imported by the benchmark itself::
+Run as a script by `bench.coldstart` and `bench.sharing`, never imported by the benchmark itself::
 
     python bench/child.py MODE SYSTEM SPEC_JSON
 
-MODE is `coldstart` (encode one text) or `rss` (encode the documents of the corpus). SYSTEM is `m2v-edge <variant>`,
-`model2vec`, `fastembed`, `tokenizers floor` or `runtime imports` (import only, encode nothing). Until the system's own import only the standard library is loaded.
-One JSON line goes to stdout: `time.monotonic()` stamps (system-wide on Linux, so comparable with the parent's spawn
-stamp) and the peak RSS (`VmHWM`) before the import and at the end.
+MODE is `coldstart` (encode one text), `rss` (encode the documents of the corpus in one call) or `hold` (as `rss`,
+then stay alive until stdin closes, so that a second process can map the same files meanwhile). SYSTEM is
+`m2v-edge <variant>`, `model2vec`, `laghu` (or `laghu, ...` on the folder SPEC's `model_dirs` names for it),
+`fastembed`, `tokenizers floor` or `runtime imports` (import only, encode nothing). Until the system's own import
+only the standard library is loaded. One JSON line goes to stdout: `time.monotonic()` stamps (system-wide on Linux,
+so comparable with the parent's spawn stamp), the peak RSS (`VmHWM`) before the import and at the end, and the
+private memory (`RssAnon`) at the end.
 """
 
 from __future__ import annotations
@@ -28,6 +31,21 @@ if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(
     sys.path.pop(0)
 
 
+def _status_kib() -> dict[str, int]:
+    """The `kB` fields of /proc/self/status (`VmHWM`, `VmRSS`, `RssAnon`, `RssFile`, ...); empty elsewhere."""
+    fields: dict[str, int] = {}
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                name, _, value = line.partition(":")
+                parts = value.split()
+                if len(parts) == 2 and parts[1] == "kB":
+                    fields[name] = int(parts[0])
+    except OSError:
+        pass
+    return fields
+
+
 def _max_rss_kib() -> int:
     """Peak resident set size of this process so far, in KiB.
 
@@ -35,14 +53,7 @@ def _max_rss_kib() -> int:
     exec into `ru_maxrss` (and into the parent's RUSAGE_CHILDREN), so a child of a large benchmark process would
     report the parent's size. `VmHWM` belongs to the address space that exec created. Elsewhere: `ru_maxrss`.
     """
-    try:
-        with open("/proc/self/status", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return _status_kib().get("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def _load(system: str, spec: dict[str, Any]) -> tuple[float, Callable[[list[str]], Any]]:
@@ -51,13 +62,21 @@ def _load(system: str, spec: dict[str, Any]) -> tuple[float, Callable[[list[str]
         from m2v_edge.runtime import EdgeEmbedder
 
         imported = time.monotonic()
-        embedder = EdgeEmbedder(spec["bundle"], variant=system.split(" ", 1)[1], threads=spec["threads"])
+        variant = system.split(" ", 1)[1]
+        profile = spec.get("profile") or "auto"
+        embedder = EdgeEmbedder(spec["bundle"], variant=variant, threads=spec["threads"], profile=profile)
         return imported, embedder.encode
     if system == "model2vec":
         from model2vec import StaticModel
 
         imported = time.monotonic()
         return imported, StaticModel.from_pretrained(spec["model_dir"]).encode
+    if system.startswith("laghu"):  # `laghu`, or another copy of the model (see `model_dirs`)
+        from laghu import load
+
+        imported = time.monotonic()
+        model_dir = spec.get("model_dirs", {}).get(system, spec["model_dir"])
+        return imported, load(model_dir, fallback=False).encode
     if system == "fastembed":
         from fastembed import TextEmbedding
 
@@ -105,6 +124,8 @@ def _documents(spec: dict[str, Any]) -> list[str]:
 
 def main() -> None:
     mode, system, spec = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+    if mode not in ("coldstart", "rss", "hold"):
+        raise SystemExit(f"unknown mode {mode!r}")
     texts = [spec["text"]] if mode == "coldstart" else _documents(spec)
     baseline_kib = _max_rss_kib()
     before_import = time.monotonic()
@@ -113,6 +134,7 @@ def main() -> None:
     result = encode(texts)
     encoded = time.monotonic()
     count = len(result)
+    status = _status_kib()
     report = {
         "mode": mode,
         "system": system,
@@ -125,10 +147,14 @@ def main() -> None:
         "outputs": count,
         "baseline_max_rss_kib": baseline_kib,
         "max_rss_kib": _max_rss_kib(),
+        "rss_anon_kib": status.get("RssAnon"),
+        "rss_file_kib": status.get("RssFile"),
         "tokenizers_parallelism": os.environ.get("TOKENIZERS_PARALLELISM"),
     }
     sys.stdout.write(json.dumps(report) + "\n")
     sys.stdout.flush()
+    if mode == "hold":
+        sys.stdin.read()  # alive, with everything mapped, until the parent closes our stdin
 
 
 if __name__ == "__main__":

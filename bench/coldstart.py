@@ -1,4 +1,4 @@
-"""Subprocess figures: cold start (spawn to first vector) and peak RSS while encoding the documents.
+"""Subprocess figures: cold start (spawn to first vector), and peak RSS and private memory while encoding documents.
 
 Each figure comes from fresh `python bench/child.py` processes, every system in turn within a round. One untimed
 round runs first so that every system meets a warm page cache (and m2v-edge its bundle-verification stamp): the
@@ -119,14 +119,17 @@ def measure_coldstart(
 def measure_peak_rss(
     systems: Sequence[str], spec: Mapping[str, Any], env: Mapping[str, str], repeat: int, progress: Progress = None
 ) -> tuple[dict[str, Any], dict[str, str]]:
-    """Peak RSS (MiB) of a process that loads the model and encodes the corpus documents in one call."""
+    """Peak RSS and private memory (`RssAnon` after the call), in MiB, of a process that loads the model and encodes
+    the corpus documents in one call."""
     reports, failed = _rounds("rss", systems, spec, env, repeat, progress)
     results: dict[str, Any] = {}
     peaks = {s: [r["max_rss_kib"] / 1024 for r in rs] for s, rs in reports.items()}
+    private = {s: [r["rss_anon_kib"] / 1024 for r in rs if r["rss_anon_kib"] is not None] for s, rs in reports.items()}
     for system, runs in reports.items():
         results[system] = {
             "peak_mib": peaks[system],
             "summary": summarize(peaks[system]).as_dict(),
+            "private_mib": summarize(private[system]).as_dict() if private[system] else None,
             "before_import_mib": summarize([r["baseline_max_rss_kib"] / 1024 for r in runs]).as_dict(),
             "encode_s": summarize([r["encoded"] - r["loaded"] for r in runs]).as_dict(),
             "texts": runs[0]["texts"],

@@ -82,3 +82,25 @@ def measure_quality(systems: Sequence[System], queries: list[str], documents: li
     for metrics in results.values():
         metrics[f"ndcg@{K}_delta_to_model2vec"] = metrics[f"ndcg@{K}"] - base
     return results
+
+
+def measure_agreement(systems: Sequence[System], sets: dict[str, list[str]]) -> dict[str, dict[str, Any]]:
+    """How close each system's vectors are to model2vec's on each text set: the minimum cosine, and how many rows are
+    identical bit for bit once both are cast to float32 (model2vec returns float64 for some models)."""
+    reference = next(s for s in systems if s.key == REFERENCE)
+    assert reference.vectors is not None
+    expected = {name: reference.vectors(texts) for name, texts in sets.items()}
+    results: dict[str, dict[str, Any]] = {}
+    for system in systems:
+        if system.vectors is None:
+            continue
+        results[system.key] = {}
+        for name, texts in sets.items():
+            got, want = system.vectors(texts), expected[name]
+            identical = (got.astype(np.float32) == want.astype(np.float32)).all(axis=1)
+            results[system.key][name] = {
+                "min_cosine": float(_cosines(got, want).min()),
+                "identical_rows": int(identical.sum()),
+                "rows": len(texts),
+            }
+    return results

@@ -6,29 +6,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bench.systems import IMPORTS, REFERENCE
+from bench.report_multilingual import render_multilingual
+from bench.systems import IMPORTS
+from bench.tables import agreement_table, latency_table, ratio, span, table, targets_table, throughput_table
+from bench.targets import NON_ASCII_SETS
+from bench.targets import SETS as ENGLISH_SETS
 
 MIB = 1024 * 1024
-
-
-def _span(summary: dict[str, float] | None, fmt: str, scale: float = 1.0) -> str:
-    """`median [min-max]`, or just the median when there was one sample."""
-    if not summary:
-        return "-"
-    median, low, high = (summary[k] * scale for k in ("median", "min", "max"))
-    if summary.get("n", 1) <= 1 or low == high:
-        return format(median, fmt)
-    return f"{format(median, fmt)} [{format(low, fmt)}-{format(high, fmt)}]"
-
-
-def _ratio(summary: dict[str, float] | None, key: str) -> str:
-    return "1 (reference)" if key == REFERENCE else (_span(summary, ".2f") + "x" if summary else "-")
-
-
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return lines + [""]
 
 
 def _machine(meta: dict[str, Any]) -> list[str]:
@@ -53,7 +37,8 @@ def _machine(meta: dict[str, Any]) -> list[str]:
         ),
         (
             f"- Rounds per figure: {meta['repeat']}; systems alternate within each round (order rotated); "
-            "figures are median [min-max] over rounds; ratios to model2vec are paired by round, then summarised"
+            "figures are median [min-max] over rounds; ratios to model2vec and to laghu are paired by round, then "
+            "summarised"
         ),
         f"- Environment: {', '.join(f'{k}={v}' for k, v in m['environment'].items() if v is not None) or 'none set'}",
         "",
@@ -62,33 +47,18 @@ def _machine(meta: dict[str, Any]) -> list[str]:
 
 def _throughput(results: dict[str, Any]) -> list[str]:
     sets = results["throughput"]
-    rows = []
-    for key in sets["queries"]:
-        row = [key]
-        for name in ("queries", "documents"):
-            entry = sets[name][key]
-            row += [_span(entry["summary"], ",.0f"), _ratio(entry["ratio_to_model2vec"], key)]
-        rows.append(row)
-    return ["## Throughput (texts/s)", ""] + _table(
-        ["system", "queries/s", "x model2vec", "documents/s", "x model2vec"], rows
-    )
+    lines = throughput_table("## Throughput (texts/s)", sets, ENGLISH_SETS)
+    if all(name in sets for name in NON_ASCII_SETS):
+        title = "## Throughput with non-ASCII characters mixed in (texts/s; the same texts, see Notes)"
+        lines += throughput_table(title, sets, NON_ASCII_SETS)
+    return lines
 
 
 def _latency(results: dict[str, Any]) -> list[str]:
     lat = results["latency"]
     calls = next(iter(lat.values()))["calls_per_pass"] if lat else 0
-    rows = [
-        [
-            key,
-            _span(e["p50_us"], ".1f"),
-            _span(e["p99_us"], ".1f"),
-            _ratio(e["p50_ratio_to_model2vec"], key),
-            _ratio(e["p99_ratio_to_model2vec"], key),
-        ]
-        for key, e in lat.items()
-    ]
     title = f"## Single-text latency (microseconds; one query per call, {calls} calls per round)"
-    return [title, ""] + _table(["system", "p50", "p99", "p50 x model2vec", "p99 x model2vec"], rows)
+    return latency_table(title, lat)
 
 
 def _processes(results: dict[str, Any]) -> list[str]:
@@ -100,11 +70,12 @@ def _processes(results: dict[str, Any]) -> list[str]:
         rows.append(
             [
                 key,
-                _span(c["summary"], ".3f") if c else "-",
-                _ratio(c.get("ratio_to_model2vec"), key) if c else "-",
+                span(c["summary"], ".3f") if c else "-",
+                ratio(c.get("ratio_to_model2vec"), key) if c else "-",
                 " / ".join(f"{c['parts'][p]['median']:.3f}" for p in parts) if c else "-",
-                _span(r["summary"], ".1f") if r else "-",
-                _ratio(r.get("ratio_to_model2vec"), key) if r else "-",
+                span(r["summary"], ".1f") if r else "-",
+                ratio(r.get("ratio_to_model2vec"), key) if r else "-",
+                span(r.get("private_mib"), ".1f") if r else "-",
                 f"{c['max_rss_mib']['median']:.1f}" if c else "-",
                 f"{r['before_import_mib']['median']:.1f}" if r else "-",
             ]
@@ -117,11 +88,12 @@ def _processes(results: dict[str, Any]) -> list[str]:
         "interpreter / import / load / first vector (medians)",
         f"peak RSS, {texts} documents",
         "x model2vec",
+        "private memory after encoding them (RssAnon)",
         "peak RSS, one text",
         "RSS before import",
     ]
-    title = "## Cold start (s, spawn to first vector) and peak RSS (MiB) of fresh processes"
-    return [title, "", *_table(header, rows)]
+    title = "## Cold start (s, spawn to first vector), peak RSS and private memory (MiB) of fresh processes"
+    return [title, "", *table(header, rows)]
 
 
 def _bundle(results: dict[str, Any]) -> list[str]:
@@ -138,7 +110,7 @@ def _bundle(results: dict[str, Any]) -> list[str]:
     ]
     return (
         ["## Bundle size on disk (MiB) and export time", ""]
-        + _table(
+        + table(
             [
                 "variant",
                 "graph",
@@ -153,7 +125,7 @@ def _bundle(results: dict[str, Any]) -> list[str]:
                 f"Source `model.safetensors` {sizes['source_safetensors_bytes'] / MIB:.2f} MiB; model2vec loads "
                 f"{sizes['source_model2vec_files_bytes'] / MIB:.2f} MiB (config, safetensors, tokenizer). "
                 f"Export of {', '.join(export['variants'])} in one `export_model` call: "
-                f"{_span(export['summary'], '.2f')} s "
+                f"{span(export['summary'], '.2f')} s "
                 f"({export['summary']['n']} calls, imports excluded)."
             ),
             "",
@@ -176,26 +148,11 @@ def _quality(results: dict[str, Any]) -> list[str]:
     return [
         "## Retrieval quality (each query against every document; its relevant document is the one on its line)",
         "",
-    ] + _table(["system", "nDCG@10", "delta vs model2vec", "Recall@10", "MRR", "min cosine to model2vec"], rows)
+    ] + table(["system", "nDCG@10", "delta vs model2vec", "Recall@10", "MRR", "min cosine to model2vec"], rows)
 
 
 def _targets(results: dict[str, Any]) -> list[str]:
-    rows = []
-    for t in results["targets"]:
-        if t["measured"] is None:
-            measured, mark = "not measured", "n/a"
-        elif t["unit"] == "x":
-            measured = _span({"median": t["measured"], "min": t["min"], "max": t["max"], "n": 2}, ".2f") + "x"
-            mark = "PASS" if t["passed"] else "FAIL"
-        else:
-            measured, mark = f"{t['measured']:+.4f}", "PASS" if t["passed"] else "FAIL"
-        rows.append([t["target"], t["required"], measured, mark])
-    passed = sum(1 for t in results["targets"] if t["passed"])
-    return (
-        [f"## Targets (issue 3): {passed} of {len(results['targets'])} met", ""]
-        + _table(["target", "required", "measured (median [min-max] over rounds)", "result"], rows)
-        + _imports_floor(results)
-    )
+    return targets_table("issue 3", results["targets"]) + _imports_floor(results)
 
 
 def _imports_floor(results: dict[str, Any]) -> list[str]:
@@ -205,8 +162,8 @@ def _imports_floor(results: dict[str, Any]) -> list[str]:
         return []
     return [
         f"Floor under the peak RSS target: a process that reads the documents and imports only numpy, onnxruntime and "
-        f"tokenizers (no model, nothing encoded) peaks at {_span(floor['summary'], '.1f')} MiB, "
-        f"{_ratio(floor['ratio_to_model2vec'], IMPORTS)} model2vec's peak.",
+        f"tokenizers (no model, nothing encoded) peaks at {span(floor['summary'], '.1f')} MiB, "
+        f"{ratio(floor['ratio_to_model2vec'], IMPORTS)} model2vec's peak.",
         "",
     ]
 
@@ -223,8 +180,12 @@ def render_markdown(results: dict[str, Any]) -> str:
     lines = [f"# m2v-edge benchmark, {meta['date']} on {meta['machine']['hostname']}", ""]
     if meta["smoke"]:
         lines += ["**Smoke run** (few texts, one round): checks that the benchmark runs; its figures mean nothing.", ""]
-    lines += _machine(meta) + _targets(results) + _throughput(results) + _latency(results) + _processes(results)
-    lines += _bundle(results) + _quality(results)
+    lines += _machine(meta)
+    lines += targets_table("issue 16, native core", results["targets_native_core"]) + _targets(results)
+    lines += _throughput(results) + _latency(results) + _processes(results) + _bundle(results) + _quality(results)
+    title = "## Agreement with model2vec's vectors (float32; rows identical bit for bit)"
+    lines += agreement_table(title, results["agreement"])
+    lines += render_multilingual(results)
     lines += ["## Systems", ""] + [
         _system_line(key, text, meta["settings"].get(key)) for key, text in meta["systems"].items()
     ]

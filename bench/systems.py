@@ -1,4 +1,5 @@
-"""The systems under test, loaded in this process: m2v-edge per variant, model2vec, fastembed, the tokenizer floor.
+"""The systems under test, loaded in this process: m2v-edge per variant, model2vec, laghu, fastembed, the tokenizer
+floor.
 
 Each is called the way its users call it, with default settings, on the raw texts; only the floor gets its texts
 cut to the bundle's character limit beforehand (outside the timed call), as model2vec and m2v-edge do inside.
@@ -14,6 +15,10 @@ from typing import Any
 import numpy as np
 
 REFERENCE = "model2vec"
+LAGHU = "laghu"
+LAGHU_RS_PATH = "laghu, laghu-rs path"
+"""Multilingual section only: laghu on a copy of the model whose tokenizer.json lets laghu take its laghu-rs Unigram
+path (`bench.multilingual.laghu_rs_copy`)."""
 FASTEMBED = "fastembed"
 FLOOR = "tokenizers floor"
 IMPORTS = "runtime imports"
@@ -58,8 +63,13 @@ class Lineup:
         return next((s for s in self.systems if s.key == key), None)
 
 
-def build_lineup(bundle: Path, model_dir: Path, variants: Sequence[str], threads: int | None) -> Lineup:
-    """Load every system; model2vec, the reference, must load, the others are reported when they cannot."""
+def build_lineup(
+    bundle: Path, model_dir: Path, variants: Sequence[str], threads: int | None, *, fastembed_and_floor: bool = True
+) -> Lineup:
+    """Load every system; model2vec, the reference, must load, the others are reported when they cannot.
+
+    `fastembed_and_floor=False` leaves out fastembed (it runs only the models it lists) and the tokenizer floor.
+    """
     systems: list[System] = []
     unavailable: dict[str, str] = {}
     settings: dict[str, Any] = {}
@@ -69,6 +79,12 @@ def build_lineup(bundle: Path, model_dir: Path, variants: Sequence[str], threads
         except Exception as exc:  # noqa: BLE001 - a variant that fails to load is a finding to report, not a crash
             unavailable[edge_key(variant)] = f"{type(exc).__name__}: {exc}"
     systems.append(_model2vec(model_dir))
+    try:
+        systems.append(laghu_system(model_dir, settings))
+    except Exception as exc:  # noqa: BLE001 - missing package, or a model laghu cannot read: reported, not fatal
+        unavailable[LAGHU] = f"{type(exc).__name__}: {exc}"
+    if not fastembed_and_floor:
+        return Lineup(systems=systems, unavailable=unavailable, settings=settings)
     try:
         systems.append(_fastembed(model_dir, settings))
     except Exception as exc:  # noqa: BLE001 - missing package, or a fastembed that wants files it cannot get offline
@@ -96,20 +112,52 @@ def _edge(bundle: Path, variant: str, threads: int | None, settings: dict[str, A
     )
 
 
+def _float32(encode: Callable[[list[str]], Any]) -> Callable[[list[str]], np.ndarray]:
+    """`encode` with its result as one float32 array (model2vec returns float64 for some models, fastembed a list)."""
+
+    def vectors(texts: list[str]) -> np.ndarray:
+        return np.asarray(encode(texts), dtype=np.float32)
+
+    return vectors
+
+
 def _model2vec(model_dir: Path) -> System:
     from model2vec import StaticModel
 
     model = StaticModel.from_pretrained(str(model_dir))
-
-    def vectors(texts: list[str]) -> np.ndarray:
-        return np.asarray(model.encode(texts), dtype=np.float32)
-
     return System(
         key=REFERENCE,
         encode=model.encode,
-        vectors=vectors,
+        vectors=_float32(model.encode),
         description="`StaticModel.from_pretrained(model_dir).encode(texts)` (defaults: batch 1024)",
     )
+
+
+def laghu_system(model_dir: Path, settings: dict[str, Any], key: str = LAGHU) -> System:
+    """laghu as its README loads a local folder: `load(folder)`, here with `fallback=False` so that a model laghu
+    cannot read is reported instead of being measured as model2vec under laghu's name."""
+    import laghu
+    from laghu import load
+
+    model = load(str(model_dir), fallback=False)
+    settings[key] = laghu_settings(model)
+    return System(
+        key=key,
+        encode=model.encode,
+        vectors=_float32(model.encode),
+        description=f"laghu {laghu.__version__}: `load(model_dir, fallback=False).encode(texts)` (default batch 1024)",
+    )
+
+
+def laghu_settings(model: Any) -> dict[str, Any]:
+    """Which tokenizer laghu chose for a loaded model: its Rust core (laghu-rs), its Python Unigram, or tokenizers."""
+    tokenizer = model.tokenizer
+    rust = getattr(tokenizer, "rs", None) is not None
+    if rust:
+        kind = f"laghu-rs ({type(tokenizer.rs).__name__})"
+    else:
+        kind = "laghu's Unigram in Python" if model.lean else "tokenizers"
+    return {"tokenizes_with": kind, "table": f"{len(model.embedding)}x{model.dim} {model.embedding_dtype}"}
 
 
 def _fastembed(model_dir: Path, settings: dict[str, Any]) -> System:
@@ -122,13 +170,10 @@ def _fastembed(model_dir: Path, settings: dict[str, Any]) -> System:
     def encode(texts: list[str]) -> list[np.ndarray]:
         return list(embedding.embed(texts))
 
-    def vectors(texts: list[str]) -> np.ndarray:
-        return np.asarray(encode(texts), dtype=np.float32)
-
     return System(
         key=FASTEMBED,
         encode=encode,
-        vectors=vectors,
+        vectors=_float32(encode),
         description=(
             f"`list(TextEmbedding({FASTEMBED_MODEL!r}, specific_model_path=model_dir).embed(texts))` "
             f"(defaults: batch 256, no parallel workers; runs {inner.__name__})"

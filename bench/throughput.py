@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from bench.stats import PERCENTILES, Progress, paired_ratios, summarize
-from bench.systems import REFERENCE, System
+from bench.systems import LAGHU, REFERENCE, System
 
 
 @contextmanager
@@ -65,16 +65,21 @@ def measure_throughput(
             progress(f"throughput round {round_index + 1}/{repeat}")
     results: dict[str, dict[str, Any]] = {}
     for name, per_system in samples.items():
-        reference = per_system[REFERENCE]
         results[name] = {
             key: {
                 "texts_per_s": values,
                 "summary": summarize(values).as_dict(),
-                "ratio_to_model2vec": summarize(paired_ratios(values, reference)).as_dict(),
+                "ratio_to_model2vec": summarize(paired_ratios(values, per_system[REFERENCE])).as_dict(),
+                "ratio_to_laghu": _ratio(values, per_system.get(LAGHU)),
             }
             for key, values in per_system.items()
         }
     return results
+
+
+def _ratio(values: list[float], peer: list[float] | None) -> dict[str, Any] | None:
+    """The summary of `values` over the peer's, paired by round; None when the peer was not measured."""
+    return None if peer is None else summarize(paired_ratios(values, peer)).as_dict()
 
 
 def measure_latency(
@@ -82,8 +87,9 @@ def measure_latency(
 ) -> tuple[dict[str, dict[str, Any]], dict[str, np.ndarray]]:
     """Single-text latency: one text per call, every system in turn for each text, `repeat` passes over `texts`.
 
-    :return: per system the p50/p99 per pass (microseconds), their summaries, the p50 ratio to model2vec paired by
-        pass and the percentiles of each pass; and per system all per-call samples (for the chart).
+    :return: per system the p50 of each pass, the summaries of p50 and p99 (microseconds), their ratios to
+        model2vec's (and p50's to laghu's) paired by pass and the percentiles of each pass; and per system all
+        per-call samples (for the chart).
     """
     prepared = {s.key: s.prepare(texts) for s in systems}
     p50: dict[str, list[float]] = {s.key: [] for s in systems}
@@ -111,9 +117,11 @@ def measure_latency(
     results = {
         key: {
             "p50_us": summarize(p50[key]).as_dict(),
+            "p50_us_per_pass": p50[key],
             "p99_us": summarize(p99[key]).as_dict(),
             "p50_ratio_to_model2vec": summarize(paired_ratios(p50[key], p50[REFERENCE])).as_dict(),
             "p99_ratio_to_model2vec": summarize(paired_ratios(p99[key], p99[REFERENCE])).as_dict(),
+            "p50_ratio_to_laghu": _ratio(p50[key], p50.get(LAGHU)),
             "percentiles_per_pass_us": spread[key],
             "calls_per_pass": len(texts),
         }

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from m2v_edge.errors import M2VEdgeError
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 __all__ = ["EdgeEmbedder", "M2VEdgeError", "Model2VecEmbeddingFunction", "__version__", "export_model"]
 
 _LAZY = {

@@ -25,8 +25,10 @@ _EXPORT_OPTIONS = ("revision", "token", "subfolder", "dimensionality", "normaliz
 _OTHER_OPTIONS = ("quantize_to", "vocabulary_quantization")
 EXACT_VARIANTS = ("fp32", "fp16")
 """The default variants, most exact first: pymilvus users get model2vec's vectors unless they ask for less."""
-_QUANTIZE_TO = {"float64": "fp32", "float32": "fp32", "float16": "fp16", "int8": "int8"}
-"""model2vec's `quantize_to` dtypes and the bundle variant that stands for each."""
+_QUANTIZE_TO = {"float32": "fp32", "float16": "fp16", "int8": "int8", "float64": "fp32"}
+"""model2vec's `quantize_to` dtypes and the bundle variant that stands for each; float64 is taken (as fp32, which
+gives model2vec's float64 vectors to float32 precision) but not offered: no variant stores float64."""
+_OFFERED_QUANTIZE_TO = ("float32", "float16", "int8")
 
 
 class Model2VecEmbeddingFunction:
@@ -86,7 +88,10 @@ def _variant(variant: str | None, quantize_to: Any) -> str | None:
         return variant
     name = str(getattr(quantize_to, "value", quantize_to)).lower()
     if name not in _QUANTIZE_TO:
-        raise ValueError(f"quantize_to={quantize_to!r} is not supported; choose from {', '.join(_QUANTIZE_TO)}")
+        hint = "; for m2v-edge's int4 tables pass variant='int4' instead" if name == "int4" else ""
+        raise ValueError(
+            f"quantize_to={quantize_to!r} is not supported; choose from {', '.join(_OFFERED_QUANTIZE_TO)}{hint}"
+        )
     if variant is not None and variant != _QUANTIZE_TO[name]:
         raise ValueError(f"variant={variant!r} and quantize_to={quantize_to!r} disagree; pass one of them")
     return _QUANTIZE_TO[name]

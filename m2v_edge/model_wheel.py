@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import base64
 import csv
+import dataclasses
 import hashlib
 import io
 import os
 import re
 import tempfile
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from m2v_edge import __version__
@@ -30,7 +32,7 @@ from m2v_edge.bundle import MANIFEST_FILE, FileEntry, Manifest, read_manifest
 from m2v_edge.errors import BundleError
 from m2v_edge.models import BUNDLE_FOLDER, ENTRY_POINT_GROUP, canonical_name, distribution_name, module_name
 
-FIRST_READER = {1: "0.1.0", 2: "0.2.0"}
+FIRST_READER = {1: "0.1.0", 2: "0.2.0", 3: "0.3.0"}
 """The first m2v-edge release that reads each bundle format version (the model package's `Requires-Dist` floor).
 Add a row whenever `m2v_edge.bundle.FORMAT_VERSION` goes up."""
 
@@ -54,7 +56,12 @@ def model_wheel_name(name: str, version: str) -> str:
 
 
 def build_model_wheel(
-    bundle: str | Path, out_dir: str | Path, *, name: str | None = None, version: str | None = None
+    bundle: str | Path,
+    out_dir: str | Path,
+    *,
+    name: str | None = None,
+    version: str | None = None,
+    variants: Sequence[str] | None = None,
 ) -> Path:
     """Package a bundle folder as the wheel of the distribution `m2v-edge-model-<name>`; return the wheel's path.
 
@@ -65,15 +72,21 @@ def build_model_wheel(
     :param out_dir: the folder to write the wheel into (created if missing).
     :param name: the model name (default: the last part of the bundle's source id).
     :param version: the package version, PEP 440 normalised (default: this m2v-edge's version).
+    :param variants: the variants to ship (default: all the bundle has); the packaged manifest lists only these.
     """
     folder = Path(bundle)
     manifest = read_manifest(folder)
+    if variants is None:
+        manifest_bytes = (folder / MANIFEST_FILE).read_bytes()
+    else:
+        manifest = _with_variants(manifest, variants, folder)
+        manifest_bytes = manifest.to_json().encode()
     name = canonical_name(name if name is not None else default_model_name(manifest))
     version = version if version is not None else __version__
     if _VERSION.fullmatch(version) is None:
         raise BundleError(f"package version {version!r} is not a normalised PEP 440 version such as 1.0 or 2.1.post1")
     module = module_name(name)
-    files = _bundle_files(folder, manifest)
+    files = _bundle_files(folder, manifest, manifest_bytes)
     dist_info = f"{module}-{version}.dist-info"
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -84,7 +97,11 @@ def build_model_wheel(
         with zipfile.ZipFile(temporary, "w") as wheel:
             record = [_write_bytes(wheel, f"{module}/__init__.py", _init_py(name, manifest).encode())]
             for entry in files:
-                record.append(_copy_checked(wheel, folder, entry, f"{module}/{BUNDLE_FOLDER}/{entry.file}"))
+                arcname = f"{module}/{BUNDLE_FOLDER}/{entry.file}"
+                if entry.file == MANIFEST_FILE:
+                    record.append(_write_bytes(wheel, arcname, manifest_bytes))
+                else:
+                    record.append(_copy_checked(wheel, folder, entry, arcname))
             metadata = {
                 "METADATA": _metadata(name, version, manifest, files),
                 "WHEEL": f"Wheel-Version: 1.0\nGenerator: m2v-edge {__version__}\nRoot-Is-Purelib: true\n"
@@ -103,15 +120,28 @@ def build_model_wheel(
     return target
 
 
-def _bundle_files(folder: Path, manifest: Manifest) -> list[FileEntry]:
-    """The manifest itself (size and digest as it is now) and every file it lists, sorted by name."""
+def _with_variants(manifest: Manifest, variants: Sequence[str], folder: Path) -> Manifest:
+    """The manifest of the same bundle holding only `variants` (at least one, each one the bundle has)."""
+    missing = [variant for variant in variants if variant not in manifest.variants]
+    if missing or not variants:
+        which = f"has no variant {', '.join(map(repr, missing))}" if missing else "needs at least one variant"
+        raise BundleError(f"packaging bundle {folder} {which}; it has {', '.join(manifest.variants)}")
+    return dataclasses.replace(
+        manifest,
+        variants={v: entry for v, entry in manifest.variants.items() if v in variants},
+        tables={v: entry for v, entry in manifest.tables.items() if v in variants},
+    )
+
+
+def _bundle_files(folder: Path, manifest: Manifest, manifest_bytes: bytes) -> list[FileEntry]:
+    """The manifest itself (as packaged) and every file it lists, sorted by name."""
     listed = manifest.files()
     for entry in listed:
         if Path(entry.file).is_absolute() or ".." in Path(entry.file).parts or entry.file == MANIFEST_FILE:
             raise BundleError(
                 f"manifest of {folder} lists a file it cannot contain: {entry.file!r}; re-export the bundle"
             )
-    own = FileEntry.of(folder, MANIFEST_FILE)
+    own = FileEntry(MANIFEST_FILE, hashlib.sha256(manifest_bytes).hexdigest(), len(manifest_bytes))
     return sorted({entry.file: entry for entry in [own, *listed]}.values(), key=lambda entry: entry.file)
 
 

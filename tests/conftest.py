@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from helpers.tiny_models import ALL_VARIANTS, EDGE_TEXTS, Figures, TinyModels, model2vec_reference
 
 REPO = Path(__file__).resolve().parents[1]
@@ -21,6 +20,10 @@ POTION_SOURCE = REPO / "models" / "potion-base-8M"
 DEBIAN_CANDIDATES = (
     REPO.parent / "shared" / "data" / "debian-descriptions-public.jsonl",
     REPO / "bench" / "data" / "debian-descriptions-public.jsonl",
+)
+MULTILINGUAL_CANDIDATES = (
+    REPO.parent / "shared" / "data" / "debian-descriptions-multilingual-public.jsonl",
+    REPO / "bench" / "data" / "debian-descriptions-multilingual-public.jsonl",
 )
 PARITY_FIGURES_FILE = Path(
     os.environ.get("M2V_EDGE_PARITY_FIGURES") or Path(tempfile.gettempdir()) / "parity_figures.txt"
@@ -63,6 +66,34 @@ def debian_texts() -> list[str]:
     texts = [row["query"] for row in rows] + [row["document"] for row in rows]
     assert len(texts) == 16_000
     return texts
+
+
+@pytest.fixture(scope="session")
+def multilingual_texts() -> list[str]:
+    """The 7,657 public multilingual Debian pairs (ja, zh_CN, ko, ru, de, fr, es, it, pt_BR, pl): queries, then
+    documents."""
+    path = next((p for p in MULTILINGUAL_CANDIDATES if p.is_file()), None)
+    assert path is not None, f"multilingual texts not found in {', '.join(map(str, MULTILINGUAL_CANDIDATES))}"
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    assert len(rows) == 7_657
+    return [row["query"] for row in rows] + [row["document"] for row in rows]
+
+
+@pytest.fixture(scope="session")
+def tokenlearn_source() -> Path:
+    """The real multilingual Model2Vec model of the PyPI package tokenlearn-static-model: a 276k-piece Unigram
+    (Precompiled normalizer, WhitespaceSplit + Metaspace), an int8 10,000 x 64 table with mapping and weights."""
+    from bench.multilingual_model import tokenlearn_tokenizer_file
+
+    return tokenlearn_tokenizer_file().parent
+
+
+@pytest.fixture(scope="session")
+def tokenlearn_bundle(tmp_path_factory: pytest.TempPathFactory, tokenlearn_source: Path) -> Path:
+    """tokenlearn-static-model exported with fp32 and int8 (read-only)."""
+    from m2v_edge.export import export_model
+
+    return export_model(tokenlearn_source, tmp_path_factory.mktemp("tokenlearn") / "bundle", variants=("fp32", "int8"))
 
 
 @pytest.fixture(scope="session")

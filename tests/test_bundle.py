@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -44,7 +45,7 @@ def test_manifest_round_trip_is_byte_stable(potion_bundle: Path) -> None:
 
 def test_manifest_values(potion_bundle: Path) -> None:
     manifest = read_manifest(potion_bundle)
-    assert manifest.format_version == FORMAT_VERSION == 2
+    assert manifest.format_version == FORMAT_VERSION == 3
     assert manifest.tables["int8"].file == table_file("int8") == "model.int8.data"
     assert manifest.char_limit == manifest.max_length * manifest.median_token_length
     assert manifest.variants["int8"].file == model_file("int8") == "model.int8.onnx"
@@ -103,10 +104,21 @@ def test_read_manifest_errors(tmp_path: Path) -> None:
         read_manifest(tmp_path)
 
 
-def test_verify_file(bundle: Path) -> None:
+def test_verify_file_checks_a_file_once_per_state(bundle: Path) -> None:
+    """The sha256 and the format check run on the first load only; another file in its place is checked again."""
     entry = read_manifest(bundle).tokenizer
-    assert verify_file(bundle, entry) == bundle / "tokenizer.json"
-    assert verify_file(bundle, entry) == bundle / "tokenizer.json"  # fast path
+    checked: list[Path] = []
+    assert verify_file(bundle, entry, check=checked.append, check_id="t") == bundle / "tokenizer.json"
+    assert checked == [bundle / "tokenizer.json"]
+    assert verify_file(bundle, entry, check=checked.append, check_id="t") == bundle / "tokenizer.json"
+    assert len(checked) == 1  # remembered: neither hashed nor checked again
+    verify_file(bundle, entry, check=checked.append, check_id="another check")
+    assert len(checked) == 2  # a different check is not covered by the first one's stamp
+    path = bundle / "tokenizer.json"
+    shutil.copy(path, bundle / "copy")
+    os.replace(bundle / "copy", path)  # the same bytes in another file: not the state that was checked
+    verify_file(bundle, entry, check=checked.append, check_id="t")
+    assert len(checked) == 3
 
 
 def test_verify_file_refuses_paths_outside_the_bundle(bundle: Path) -> None:

@@ -60,7 +60,7 @@ def test_streamed_jsonl_and_plain_text_input(potion_bundle, texts, expected, tmp
     rows = np.array([json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()], dtype=np.float64)
     reference = EdgeEmbedder(potion_bundle, variant="fp32").encode(single_line)
     np.testing.assert_allclose(rows, reference, rtol=0, atol=1e-6)
-    assert capsys.readouterr().err.strip() == f"encoded {len(single_line)} texts"
+    assert capsys.readouterr().err.strip() == f"encoded {len(single_line)} texts with potion-base-8M fp32"
 
 
 def test_a_failed_run_leaves_no_output_and_keeps_the_old_one(potion_bundle, texts, tmp_path: Path) -> None:
@@ -83,6 +83,7 @@ def test_progress_bar_on_request(potion_bundle, texts, tmp_path: Path, capsys) -
             "--output", str(out), "--batch", "100"]
     assert main([*args, "--progress"]) == 0
     err = capsys.readouterr().err
-    assert "encode" in err and "500" in err and err.strip().endswith("encoded 500 texts")
+    summary = "encoded 500 texts with potion-base-8M fp32"
+    assert "encode (fp32)" in err and "500" in err and err.strip().endswith(summary)
     assert main([*args, "--no-progress"]) == 0
-    assert capsys.readouterr().err == "encoded 500 texts\n"
+    assert capsys.readouterr().err == f"{summary}\n"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -32,14 +33,22 @@ CASES = [
     ("export-dim-out-of-range", ["export", "SOURCE", "-o", "NEW", "--dim", "999"], "out of range", INPUT),
     ("export-max-length-zero", ["export", "SOURCE", "-o", "NEW", "--max-length", "0"], "--max-length: must be >= 1", USAGE),
     ("export-subfolder-escapes", ["export", "SOURCE", "-o", "NEW", "--subfolder", "../up"], "without '..'", INPUT),
+    ("export-token-file-missing", ["export", "SOURCE", "-o", "NEW", "--token-file", "MISSING"],
+     "--token-file", INPUT),
+    ("export-token-file-empty", ["export", "SOURCE", "-o", "NEW", "--token-file", "EMPTY"], "is empty", INPUT),
     ("export-subfolder-missing", ["export", "SOURCE", "-o", "NEW", "--subfolder", "nope"], "no subfolder 'nope'", INPUT),
     ("encode-batch-zero", ["encode", "BUNDLE", "--batch", "0"], "--batch: must be >= 1", USAGE),
     ("encode-bad-format", ["encode", "BUNDLE", "--format", "csv"], "invalid choice: 'csv'", USAGE),
+    ("encode-bad-input-format", ["encode", "BUNDLE", "--input-format", "csv"], "invalid choice: 'csv'", USAGE),
+    ("encode-input-folder", ["encode", "BUNDLE", "--input", "BUNDLE"], "is a folder; give a text or .jsonl file",
+     INPUT),
+    ("encode-missing-text-field", ["encode", "BUNDLE", "--input", "RECORDS", "--text-field", "body"],
+     "line 1: expected a JSON object with a 'body' field", INPUT),
     ("encode-missing-bundle", ["encode", "MISSING"], "does not exist", INPUT),
-    ("encode-missing-input", ["encode", "BUNDLE", "--input", "MISSING"], "No such file or directory", INPUT),
-    ("encode-bad-jsonl", ["encode", "BUNDLE", "--input", "BAD_JSONL"], "line 2: expected a JSON object", INPUT),
+    ("encode-missing-input", ["encode", "BUNDLE", "--input", "MISSING"], "no such file", INPUT),
+    ("encode-bad-jsonl", ["encode", "BUNDLE", "--input", "BAD_JSONL"], "line 2: invalid JSON", INPUT),
     ("encode-text-not-string", ["encode", "BUNDLE", "--input", "NUMBER_JSONL"], "'text' is int, not a string", INPUT),
-    ("encode-not-utf8", ["encode", "BUNDLE", "--input", "NOT_UTF8"], "line 2 is not UTF-8", INPUT),
+    ("encode-not-utf8", ["encode", "BUNDLE", "--input", "NOT_UTF8"], "line 2: not UTF-8", INPUT),
     ("encode-npy-to-stdout", ["encode", "BUNDLE", "--format", "npy"], "--format npy needs --output FILE", INPUT),
     ("encode-output-folder-missing", ["encode", "BUNDLE", "--output", "MISSING/v.jsonl"], "does not exist", INPUT),
     ("encode-hostile-bundle", ["encode", "HOSTILE", "--variant", "fp32"], "external file '../secret.bin'", INPUT),
@@ -59,6 +68,10 @@ CASES = [
     ("package-missing-bundle", ["package", "MISSING", "-o", "NEW"], "does not exist", INPUT),
     ("package-bad-name", ["package", "BUNDLE", "-o", "NEW", "--name", "!!"], "not a valid model name", INPUT),
     ("package-bad-version", ["package", "BUNDLE", "-o", "NEW", "--version", "one"], "PEP 440", INPUT),
+    ("package-unknown-variant", ["package", "BUNDLE", "-o", "NEW", "--variants", "int8,int4"],
+     "has no variant 'int4'; it has", INPUT),
+    ("package-no-variants", ["package", "BUNDLE", "-o", "NEW", "--variants", ","], "expected at least one variant",
+     USAGE),
     ("models-unknown-option", ["models", "--bogus"], "unrecognized arguments: --bogus", USAGE),
     ("ingest-no-bundle", ["ingest", "--outbox", "NEW", "RECORDS"], "required: --bundle", USAGE),
     ("ingest-batch-zero", ["ingest", "--bundle", "BUNDLE", "--outbox", "NEW", "--batch-size", "0"], ">= 1", USAGE),
@@ -149,6 +162,7 @@ def workspace(tiny_models: TinyModels, tmp_path_factory: pytest.TempPathFactory)
         "BAD_JSONL": root / "bad.jsonl",
         "NUMBER_JSONL": root / "number.jsonl",
         "NOT_UTF8": root / "latin1.txt",
+        "EMPTY": root / "empty.txt",
         "RECORDS": root / "records.jsonl",
         "LITE": root / "milvus.db",
     }
@@ -157,6 +171,7 @@ def workspace(tiny_models: TinyModels, tmp_path_factory: pytest.TempPathFactory)
     paths["BAD_JSONL"].write_text('{"id": "1", "text": "fine"}\nnot json\n', encoding="utf-8")
     paths["NUMBER_JSONL"].write_text('{"text": 42}\n', encoding="utf-8")
     paths["NOT_UTF8"].write_bytes("first line\ncaf\xe9\n".encode("latin-1"))
+    paths["EMPTY"].write_text("\n", encoding="utf-8")
     paths["RECORDS"].write_text('{"id": "1", "text": "quick brown fox"}\n', encoding="utf-8")
     config = root / "config" / "m2v-edge" / "profiles"
     config.mkdir(parents=True)
@@ -195,6 +210,16 @@ def test_user_error_exits_2_with_one_line(results, request, argv: list[str], nee
     assert lines[0].startswith("m2v-edge"), lines[0]
     assert " error: " in lines[0] and needle in lines[0], lines[0]
     assert "Traceback" not in result.stderr
+
+
+PYTHON_KEYWORD = re.compile(r"(?<![\w.-])[a-z_]+=(?!=)")
+"""`overwrite=True`, `token=`: how to fix a call in Python, which a command-line user cannot act on."""
+
+
+@pytest.mark.parametrize("case_id", [c[0] for c in CASES])
+def test_errors_name_options_not_python_keywords(results, case_id: str) -> None:
+    line = results[case_id].stderr.strip()
+    assert not PYTHON_KEYWORD.search(line), line
 
 
 @pytest.mark.parametrize("command", VERBOSE)

@@ -273,6 +273,15 @@ def test_a_bundle_must_match_the_keywords(bundle: Path) -> None:
             Model2VecEmbeddingFunction(str(bundle), **kwargs)
 
 
+@pytest.mark.parametrize("dtype", ["int4", "bfloat16"])
+def test_an_unknown_quantize_to_offers_the_variants_there_are(bundle: Path, dtype: str) -> None:
+    offered = "choose from float32, float16, int8"
+    with pytest.raises(ValueError, match=f"quantize_to='{dtype}' is not supported; {offered}") as error:
+        Model2VecEmbeddingFunction(str(bundle), quantize_to=dtype)
+    assert "float64" not in str(error.value)
+    assert ("variant='int4'" in str(error.value)) == (dtype == "int4")
+
+
 def test_vocabulary_quantization_is_refused_with_the_way_out(bundle: Path) -> None:
     with pytest.raises(ValueError, match="vocabulary_quantization.*save_pretrained"):
         Model2VecEmbeddingFunction(str(bundle), vocabulary_quantization=100)

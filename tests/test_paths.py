@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from m2v_edge.bundle import _stamp_path
+from m2v_edge.bundle.stamps import stamp_path
 from m2v_edge.compat import _cache_root
 from m2v_edge.device_profiles.store import user_profile_dir
 from m2v_edge.paths import cache_dir, config_dir
@@ -29,5 +29,5 @@ def test_absolute_values_are_used_by_every_user_of_the_folders(monkeypatch, tmp_
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "f"))
     assert user_profile_dir() == tmp_path / "f" / "m2v-edge" / "profiles"
     assert _cache_root() == tmp_path / "c" / "m2v-edge" / "bundles"
-    stamp = _stamp_path(Path(__file__).stat(), "0" * 64)
+    stamp = stamp_path(Path(__file__).stat(), "0" * 64)
     assert stamp.parent == tmp_path / "c" / "m2v-edge" / "verified"

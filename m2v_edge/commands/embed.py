@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import argparse
-import json
+import logging
 import os
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
+from itertools import islice
 from pathlib import Path
-from typing import IO, Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from m2v_edge.bundle import DEFAULT_VARIANTS, VARIANTS
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from m2v_edge.commands.encode_output import Block
+
+logger = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,6 +35,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--dim", type=int, metavar="N", help="keep the first N dimensions only (re-normalised if the model normalises)"
     )
     export.add_argument("--revision", help="Hub branch, tag or commit")
+    export.add_argument(
+        "--token-file", type=Path, metavar="FILE",
+        help="file holding the Hugging Face token for private or gated models (default: $HF_TOKEN, then the token "
+        "'hf auth login' saved)",
+    )
     export.add_argument("--subfolder", help="the model's folder inside SOURCE (a folder or a Hub repository)")
     export.add_argument(
         "--normalize", action=argparse.BooleanOptionalAction, default=None,
@@ -40,12 +51,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("--overwrite", action="store_true", help="replace the output folder if it exists")
     export.set_defaults(handler=_export)
 
-    encode = subparsers.add_parser("encode", help="encode texts (one per line, or JSONL with 'text') with a bundle")
+    encode = subparsers.add_parser(
+        "encode", help="encode texts (one per line, or JSONL objects with a text field) with a bundle"
+    )
     encode.add_argument("bundle", type=Path)
     encode.add_argument("--variant", help="bundle variant (default: the device profile's choice)")
     encode.add_argument("--profile", default="auto", help="device profile name or TOML path (default: auto)")
-    encode.add_argument("--input", default="-", help="text file, one text per line, or .jsonl with a 'text' field (- for stdin)")
-    encode.add_argument("--format", choices=("jsonl", "npy"), default="jsonl", help="output format (default jsonl)")
+    encode.add_argument(
+        "--input", default="-", help="text file, one text per line, or JSONL file (- for stdin, the default)"
+    )
+    encode.add_argument(
+        "--input-format", choices=("text", "jsonl"),
+        help="how to read --input (default: jsonl for a .jsonl name or when the first line is a JSON object with "
+        "the text field, else text)",
+    )
+    encode.add_argument(
+        "--text-field", default="text", metavar="NAME", help="the JSONL field holding the text (default: text)"
+    )
+    encode.add_argument(
+        "--format", choices=("jsonl", "npy"), default="jsonl",
+        help="output format (default jsonl: one vector per line; for JSONL input an object with the input's id, "
+        "metadata and the vector)",
+    )
     encode.add_argument("--output", default="-", help="output file (- for stdout; npy needs a file)")
     encode.add_argument("--batch", type=_positive, default=4096, help="texts encoded per step (bounds memory)")
     encode.add_argument(
@@ -68,7 +95,7 @@ def _export(args: argparse.Namespace) -> int:
         args.output,
         variants=args.variants,
         revision=args.revision,
-        token=os.environ.get("HF_TOKEN"),
+        token=_token(args.token_file),
         overwrite=args.overwrite,
         dimensionality=args.dim,
         subfolder=args.subfolder,
@@ -100,116 +127,98 @@ def _positive(text: str) -> int:
     return value
 
 
-def _read_texts(source: str) -> Iterator[str]:
-    """Texts one per line (a line's end removed), or the 'text' field of each JSONL line; streamed.
-
-    Lines are decoded one by one so that an error names the right line."""
-    handle = sys.stdin.buffer if source == "-" else open(source, "rb")  # noqa: SIM115 - closed below
-    as_jsonl = source.endswith(".jsonl")
-    with handle:
-        for number, raw in enumerate(handle, 1):
-            try:
-                line = raw.decode("utf-8").rstrip("\r\n")
-            except UnicodeDecodeError as exc:
-                raise ValueError(f"{source} line {number} is not UTF-8 ({exc.reason})") from None
-            if not as_jsonl:
-                yield line
-                continue
-            try:
-                text = json.loads(line)["text"]
-            except (ValueError, KeyError, TypeError):
-                raise ValueError(f"{source} line {number}: expected a JSON object with a 'text' field") from None
-            if not isinstance(text, str):
-                kind = type(text).__name__
-                raise ValueError(f"{source} line {number}: 'text' is {kind}, not a string")  # noqa: TRY004
-            yield text
+def _token(token_file: Path | None) -> str | None:
+    """The Hub token: from `--token-file`, else `$HF_TOKEN` (None: huggingface_hub's own saved login, if any)."""
+    if token_file is None:
+        return os.environ.get("HF_TOKEN") or None
+    try:
+        token = token_file.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise ValueError(f"--token-file {token_file}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"--token-file {token_file}: cannot read it ({exc})") from None
+    if not token:
+        raise ValueError(f"--token-file {token_file} is empty; put the Hugging Face token in it")
+    return token
 
 
 def _encode(args: argparse.Namespace) -> int:
+    from m2v_edge.commands.encode_input import TextInput
+    from m2v_edge.commands.encode_output import check_output, opened_output, write_jsonl, write_npy
     from m2v_edge.commands.progress import Progress, show_progress
     from m2v_edge.runtime import EdgeEmbedder
-    from m2v_edge.runtime.stream import encode_stream
+    from m2v_edge.runtime.embedder import zero_vector_logger
 
     if args.format == "npy" and args.output == "-":
         raise ValueError("--format npy needs --output FILE")
     if args.output != "-":
-        _check_output(Path(args.output))
-    embedder = EdgeEmbedder(args.bundle, variant=args.variant, profile=args.profile)
-    bar = Progress("encode", show_progress(args.progress), unit="texts")
-    vectors = _counted(encode_stream(embedder, _read_texts(args.input), batch=args.batch), bar)
-    try:
-        if args.format == "npy":
-            with _atomic(Path(args.output), "wb") as handle:
-                count = _write_npy(handle, vectors, embedder.dim)
-        elif args.output == "-":
-            count = _write_jsonl(sys.stdout, vectors)
-        else:
-            with _atomic(Path(args.output), "w") as handle:
-                count = _write_jsonl(handle, vectors)
-    finally:
-        bar.close()
-    print(f"encoded {count} texts", file=sys.stderr)
+        check_output(Path(args.output))
+    with TextInput(args.input, args.input_format, args.text_field) as rows:
+        embedder = EdgeEmbedder(args.bundle, variant=args.variant, profile=args.profile)
+        using = _variant_used(embedder, chosen=args.variant is not None)
+        logger.info("encoding with %s", using)
+        zeros = _ZeroVectors()
+        bar = Progress(f"encode ({embedder.variant})", show_progress(args.progress), unit="texts")
+        blocks = _encoded_blocks(embedder, iter(rows), args.batch, bar, zeros)
+        npy = args.format == "npy"
+        # zero vectors are counted over the whole input, not logged by every encode call
+        with closing(bar), _silenced(zero_vector_logger), opened_output(args.output, binary=npy) as out:
+            count = write_npy(out, blocks, embedder.dim) if npy else write_jsonl(out, blocks)
+            rows.check()  # before the output file is renamed into place
+    print(f"encoded {count} text{'' if count == 1 else 's'} with {using}", file=sys.stderr)
+    if zeros.count:
+        print(f"m2v-edge encode: warning: {zeros.message(count, embedder.manifest.source.id)}", file=sys.stderr)
     return 0
 
 
-def _counted(blocks: Iterator[np.ndarray], bar: Any) -> Iterator[np.ndarray]:
-    """The blocks, reporting the running count of texts to a progress bar."""
+@contextmanager
+def _silenced(logger: logging.Logger) -> Iterator[None]:
+    """`logger` shows errors only, for the duration."""
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _variant_used(embedder: Any, *, chosen: bool) -> str:
+    """The model and variant an `encode` uses, who chose it, and how to get model2vec's exact vectors if not fp32."""
+    used = f"{embedder.manifest.source.id} {embedder.variant}"
+    notes = [] if chosen else [f"the {embedder.profile.name} profile's choice"]
+    if embedder.variant != "fp32" and "fp32" in embedder.manifest.variants:
+        notes.append("--variant fp32 gives model2vec's vectors exactly")
+    return f"{used} ({'; '.join(notes)})" if notes else used
+
+
+class _ZeroVectors:
+    """The texts that gave zero vectors, counted over a whole input (a few kept to name their script)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.examples: list[str] = []
+
+    def add(self, texts: list[str], vectors: np.ndarray) -> None:
+        from m2v_edge.runtime.embedder import ZERO_VECTOR_EXAMPLES
+        from m2v_edge.runtime.zero_vectors import zero_rows
+
+        rows = zero_rows(vectors)
+        self.count += len(rows)
+        self.examples += [texts[index] for index in rows[: ZERO_VECTOR_EXAMPLES - len(self.examples)]]
+
+    def message(self, total: int, model: str) -> str:
+        from m2v_edge.runtime.zero_vectors import zero_vector_message
+
+        return zero_vector_message(self.count, total, model, self.examples)
+
+
+def _encoded_blocks(embedder: Any, rows: Iterator[Any], batch: int, bar: Any, zeros: _ZeroVectors) -> Iterator[Block]:
+    """The vectors of consecutive groups of at most `batch` rows, with the fields the rows carry."""
     done = 0
-    for block in blocks:
-        yield block
+    while block := list(islice(rows, batch)):
+        texts = [row.text for row in block]
+        vectors = embedder.encode(texts)
+        zeros.add(texts, vectors)
+        yield (None if block[0].carried is None else [row.carried for row in block]), vectors
         done += len(block)
         bar.update(done)
-
-
-def _check_output(path: Path) -> None:
-    if path.is_dir():
-        raise ValueError(f"--output {path} is a folder; give a file name")
-    if not path.parent.is_dir():
-        raise ValueError(f"--output {path}: folder {path.parent} does not exist")
-
-
-@contextmanager
-def _atomic(path: Path, mode: str) -> Iterator[IO[Any]]:
-    """A file written under a temporary name beside `path`, renamed to it only when writing succeeded: an
-    interrupted or failed run never leaves a half-written file that looks complete."""
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        with open(partial, mode, encoding=None if "b" in mode else "utf-8") as handle:
-            yield handle
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
-
-
-JSONL_ROWS = 256
-"""Vectors turned into Python floats at a time for JSONL output: bounds the memory of that step (~2 MB)."""
-
-
-def _write_jsonl(out: IO[str], blocks: Iterator[np.ndarray]) -> int:
-    """One JSON array of 7-decimal floats per vector, `JSONL_ROWS` vectors at a time."""
-    count = 0
-    for block in blocks:
-        for start in range(0, len(block), JSONL_ROWS):
-            rows = np.round(block[start : start + JSONL_ROWS].astype(np.float64), 7).tolist()
-            out.write("".join(f"{json.dumps(row)}\n" for row in rows))
-            count += len(rows)
-    return count
-
-
-def _write_npy(handle: IO[bytes], blocks: Iterator[np.ndarray], dim: int) -> int:
-    """Write an .npy file incrementally; the fixed-size header is rewritten with the final count at the end."""
-    handle.write(_npy_header(0, dim))
-    count = 0
-    for block in blocks:
-        handle.write(np.ascontiguousarray(block, dtype=np.float32).tobytes())
-        count += len(block)
-    handle.seek(0)
-    handle.write(_npy_header(count, dim))
-    return count
-
-
-def _npy_header(count: int, dim: int) -> bytes:
-    """An .npy version 1.0 header of a fixed 128 bytes for a float32 [count, dim] array."""
-    text = f"{{'descr': '<f4', 'fortran_order': False, 'shape': ({count}, {dim}), }}"
-    body = text.ljust(128 - 10 - 1) + "\n"
-    return b"\x93NUMPY\x01\x00" + len(body).to_bytes(2, "little") + body.encode("latin1")

@@ -22,6 +22,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     package.add_argument("-o", "--output", required=True, type=Path, help="folder to write the wheel into")
     package.add_argument("--name", help="model name (default: the last part of the bundle's source id)")
     package.add_argument("--version", help=f"package version (default: this m2v-edge's, {__version__})")
+    package.add_argument(
+        "--variants", type=_variant_list, metavar="LIST",
+        help="comma-separated variants to ship, e.g. int8 (default: every variant of the bundle)",
+    )
     package.set_defaults(handler=_package)
 
     models = subparsers.add_parser("models", help="list the installed model packages with their variants and sizes")
@@ -36,12 +40,20 @@ def _package(args: argparse.Namespace) -> int:
 
     manifest = read_manifest(args.bundle)
     name = args.name if args.name is not None else default_model_name(manifest)
-    wheel = build_model_wheel(args.bundle, args.output, name=name, version=args.version)
+    wheel = build_model_wheel(args.bundle, args.output, name=name, version=args.version, variants=args.variants)
     distribution = distribution_name(name)
     size = _megabytes(wheel.stat().st_size)
-    print(f"wrote {wheel} ({size}): {distribution}, variants {', '.join(manifest.variants)}")
+    variants = args.variants or tuple(manifest.variants)
+    print(f"wrote {wheel} ({size}): {distribution}, variants {', '.join(variants)}")
     print(f"install: pip install {wheel}  (offline: pip install --no-index --find-links {wheel.parent} {distribution})")
     return 0
+
+
+def _variant_list(text: str) -> tuple[str, ...]:
+    variants = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    if not variants:
+        raise argparse.ArgumentTypeError("expected at least one variant, e.g. int8 or int8,fp16")
+    return variants
 
 
 def _models(args: argparse.Namespace) -> int:

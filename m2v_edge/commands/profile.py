@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from m2v_edge.commands.progress import Progress
+from m2v_edge.commands.progress import Progress, show_progress
 from m2v_edge.device_profiles import (
     ENV_VAR,
     explain_detection,
@@ -20,6 +20,7 @@ from m2v_edge.device_profiles import (
 )
 
 if TYPE_CHECKING:
+    from m2v_edge.device_profiles import Profile
     from m2v_edge.device_profiles.tune import TuneResult, TuneSetting
 
 
@@ -39,6 +40,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     detect = actions.add_parser("detect", help="show what detection read and why it chose its profile")
     detect.add_argument("--root", type=Path, default=Path("/"), help="read /proc and /sys under ROOT (default /)")
     detect.add_argument("--machine", help="architecture to assume (default: this machine's)")
+    detect.add_argument(
+        "--bundle", action="append", default=[], metavar="BUNDLE",
+        help="also say which tokenizing path this bundle (folder or installed model) takes here, and why (repeatable)",
+    )
     detect.set_defaults(handler=_detect)
 
     tune = subparsers.add_parser("tune", help="measure settings on this device; --write saves the best as a profile")
@@ -54,6 +59,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tune.add_argument("--latency-samples", type=_count, default=50, help="single-text calls per latency measurement")
     tune.add_argument("--write", action="store_true", help="save the best setting as a user profile")
     tune.add_argument("--name", default="tuned", help="name of the saved profile (default tuned)")
+    tune.add_argument(
+        "--progress", action=argparse.BooleanOptionalAction, default=None,
+        help="show a progress bar on stderr (default: when stderr is a terminal)",
+    )
     tune.set_defaults(handler=_tune)
 
 
@@ -168,16 +177,40 @@ def _detect(args: argparse.Namespace) -> int:
     )
     if os.environ.get(ENV_VAR):
         print(f"note: {ENV_VAR}={os.environ[ENV_VAR]} is set; the runtime uses it instead of detection")
+    _print_tokenizing(args.bundle, detection.profile)
     return 0
+
+
+def _print_tokenizing(bundles: list[str], profile: Profile) -> None:
+    """The native core's state here, and the path each bundle's texts take (as `EdgeEmbedder` would decide)."""
+    from m2v_edge.bundle import read_manifest
+    from m2v_edge.errors import M2VEdgeError
+    from m2v_edge.models import resolve_bundle
+    from m2v_edge.runtime import native
+    from m2v_edge.runtime.tokenizing import choose_path
+
+    state = f"version {native.core_version()}" if native.available() else native.unavailable_reason()
+    print(f"native core: {state}")
+    for name in bundles:
+        folder = resolve_bundle(name)
+        try:
+            choice = choose_path(
+                folder, read_manifest(folder), ascii_fast_path=profile.encoding.ascii_fast_path,
+                fallback_limit_mib=profile.encoding.fallback_tokenizer_mib,
+            )
+            line = choice.path + (f" ({choice.why})" if choice.why else "")
+        except M2VEdgeError as exc:
+            line = f"refused: {exc}"
+        print(f"bundle {folder}: {line}")
 
 
 def _on(flag: bool) -> str:
     return "on" if flag else "off"
 
 
-def _tune_progress() -> Callable[[int, int, TuneSetting, TuneResult | None], None]:
-    """Report each setting as it starts (named) and ends (counted) on a progress bar."""
-    bar = Progress("tuning", True, unit="setting")
+def _tune_progress(enabled: bool) -> Callable[[int, int, TuneSetting, TuneResult | None], None]:
+    """Report each setting as it starts (named) and ends (counted) on a progress bar (when `enabled`)."""
+    bar = Progress("tuning", enabled, unit="setting")
 
     def report(done: int, total: int, setting: TuneSetting, result: TuneResult | None) -> None:
         bar.update(done, total, f"{setting.threads}t {setting.variant} {setting.token_budget}")
@@ -207,7 +240,7 @@ def _tune(args: argparse.Namespace) -> int:
         profile=base,
         min_seconds=args.min_seconds,
         latency_samples=args.latency_samples,
-        progress=_tune_progress(),
+        progress=_tune_progress(show_progress(args.progress)),
     )
     best = best_result(results, args.objective)
     count = len(texts) if texts is not None else len(corpus_texts())

@@ -54,6 +54,8 @@ FAST_PATH_MIN_MIB = 768
 """With this much usable memory or less (the low-memory profile's range) the ASCII fast path is turned off: its
 vocabulary copy and word-split cache (6 MiB measured on the 8,000 Debian documents) are better left to the
 application; tokenizers gives the same ids."""
+FALLBACK_SHARE = 4
+"""Without the native core, tokenizers may take at most this fraction of the usable memory (fallback_tokenizer_mib)."""
 
 
 @dataclass(frozen=True)
@@ -192,6 +194,13 @@ def fit_to_machine(profile: Profile, facts: MachineFacts) -> tuple[Profile, tupl
                 f"token_budget {encoding.token_budget} -> {cap} ({memory} MiB usable x {TOKENS_PER_MIB} tokens/MiB)"
             )
             encoding = dataclasses.replace(encoding, token_budget=cap)
+        fallback_cap = memory // FALLBACK_SHARE
+        if encoding.fallback_tokenizer_mib > fallback_cap:
+            notes.append(
+                f"fallback_tokenizer_mib {encoding.fallback_tokenizer_mib} -> {fallback_cap} "
+                f"(1/{FALLBACK_SHARE} of {memory} MiB usable)"
+            )
+            encoding = dataclasses.replace(encoding, fallback_tokenizer_mib=max(1, fallback_cap))
         if memory <= FAST_PATH_MIN_MIB and encoding.ascii_fast_path:
             notes.append(f"ascii_fast_path true -> false ({memory} MiB usable, {FAST_PATH_MIN_MIB} MiB or less)")
             encoding = dataclasses.replace(encoding, ascii_fast_path=False)

@@ -39,6 +39,10 @@ class EncodingSettings:
     """Whether ASCII texts take the exact fast path where the tokenizer allows it (same ids as tokenizers; several
     times faster per core). Off saves its memory: a copy of the vocabulary (3.3 MiB for potion's 29,528 tokens) and
     a cache of word splits (about 140 bytes per distinct out-of-vocabulary word, at most 65,536 words)."""
+    fallback_tokenizer_mib: int = 4096
+    """The most memory tokenizers may be expected to take (estimated from the size of the bundle's tokenizer.json)
+    when a bundle cannot use the native core: a bigger one is refused with the way out instead of being loaded into
+    memory the device does not have (a 500,353-piece Unigram takes about 515 MiB in tokenizers, 25 x its file)."""
 
 
 @dataclass(frozen=True)

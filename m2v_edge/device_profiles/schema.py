@@ -142,7 +142,7 @@ _SESSION_KEYS = (
     "mem_pattern",
     "allow_spinning",
 )
-_ENCODING_KEYS = ("variants", "token_budget", "ascii_fast_path")
+_ENCODING_KEYS = ("variants", "token_budget", "ascii_fast_path", "fallback_tokenizer_mib")
 
 
 def _kind(value: Any) -> str:
@@ -220,6 +220,9 @@ def profile_from_data(
         variants=variants,
         token_budget=enc.integer("token_budget", enc_defaults.token_budget, 1, MAX_TOKEN_BUDGET),  # type: ignore[arg-type]
         ascii_fast_path=enc.boolean("ascii_fast_path", enc_defaults.ascii_fast_path),
+        fallback_tokenizer_mib=enc.integer(  # type: ignore[arg-type]
+            "fallback_tokenizer_mib", enc_defaults.fallback_tokenizer_mib, 1, MAX_MEMORY_MB
+        ),
     )
     return Profile(
         name=name, description=description, match=match, session=session, encoding=encoding, path=path, source=source
@@ -267,5 +270,6 @@ def profile_to_data(profile: Profile) -> dict[str, Any]:
             "variants": list(profile.encoding.variants),
             "token_budget": profile.encoding.token_budget,
             "ascii_fast_path": profile.encoding.ascii_fast_path,
+            "fallback_tokenizer_mib": profile.encoding.fallback_tokenizer_mib,
         },
     }

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
-
-import numpy as np
-from tokenizers import Tokenizer
 
 from m2v_edge import __version__
 from m2v_edge.bundle import (
@@ -21,15 +17,16 @@ from m2v_edge.bundle import (
     Manifest,
     SourceInfo,
     model_file,
-    table_file,
     write_manifest,
 )
 from m2v_edge.errors import ExportError
-from m2v_edge.export.graph import build_graph, write_table
+from m2v_edge.export.graph import build_graph
 from m2v_edge.export.output import check_not_source, check_out_dir, make_staging
 from m2v_edge.export.output import replace as _replace
-from m2v_edge.export.quantize import int4_layout, quantize_table
 from m2v_edge.export.source import FROM_CONFIG, FromConfig, ModelSource, load_source
+from m2v_edge.export.source_table import SourceTable
+from m2v_edge.export.tables import write_data_files
+from m2v_edge.export.tokenizer_core import write_core_tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -108,9 +105,9 @@ def _is_whole(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _truncate(src: ModelSource, dimensionality: int | None) -> np.ndarray:
+def _truncate(src: ModelSource, dimensionality: int | None) -> SourceTable:
     """The source table, or its first `dimensionality` columns; out-of-range values are refused."""
-    dim = int(src.table.shape[1])
+    dim = src.table.shape[1]
     if dimensionality is None:
         return src.table
     if not 1 <= dimensionality <= dim:
@@ -118,81 +115,55 @@ def _truncate(src: ModelSource, dimensionality: int | None) -> np.ndarray:
             f"dimensionality {dimensionality} is out of range for {src.source_id}: its table has {dim} dimensions, "
             f"so choose from 1 to {dim}"
         )
-    return src.table[:, :dimensionality]
+    return src.table.truncated(dimensionality)
 
 
-def _write_bundle(src: ModelSource, table: np.ndarray, folder: Path, variants: tuple[str, ...]) -> None:
-    tokenizer_json = dict(src.tokenizer_json, padding=None, truncation=None)
-    (folder / TOKENIZER_FILE).write_text(json.dumps(tokenizer_json, ensure_ascii=False), encoding="utf-8")
-    tokenizer = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
-    unk_id = _unk_id(tokenizer, tokenizer_json)
-    entries, tables = {}, {}
+def _write_bundle(src: ModelSource, table: SourceTable, folder: Path, variants: tuple[str, ...]) -> None:
+    (folder / TOKENIZER_FILE).write_text(src.tokenizer.text, encoding="utf-8")
+    core_tokenizer = write_core_tokenizer(
+        folder, src.tokenizer.text, id_limit=src.vocab_size, max_length=src.max_length
+    )
+    # Every array a graph reads is ONNX external data in the variant's data file: onnxruntime maps the file instead
+    # of parsing arrays out of the graph and copying them (a faster load, one copy in memory, shared between
+    # processes), and `m2v_edge.runtime.table` reads them without onnxruntime.
+    data_files = write_data_files(table, folder, variants, mapping=src.mapping, weights=src.weights)
+    entries = {}
     for variant in variants:
-        stored = quantize_table(table, variant)
         model = build_graph(
-            stored,
-            weights=src.weights,
-            mapping=src.mapping,
-            unk_id=unk_id,
+            data_files[variant],
+            dim=table.shape[1],
+            unk_id=src.tokenizer.unk_id,
             normalize=src.normalize,
             producer_version=__version__,
-            table_file=table_file(variant),
         )
-        # The table is the graph's external data: onnxruntime maps the file instead of parsing the table out of the
-        # graph and copying it (a faster load, one copy in memory); offset 0 keeps it page-aligned, as mapping needs.
-        write_table(stored.values, folder / table_file(variant))
         (folder / model_file(variant)).write_bytes(model.SerializeToString())
         entries[variant] = FileEntry.of(folder, model_file(variant))
-        tables[variant] = FileEntry.of(folder, table_file(variant))
     for licence in src.licence_files:
         shutil.copyfile(licence, folder / licence.name)
-    vocab = tokenizer.get_vocab()
     manifest = Manifest(
         source=SourceInfo(id=src.source_id, revision=src.revision, sha256=src.weights_sha256),
-        dim=int(table.shape[1]),
+        dim=table.shape[1],
         normalize=src.normalize,
         max_length=src.max_length,
-        median_token_length=int(np.median([len(token) for token in vocab])),
-        unk_id=unk_id,
-        pad_id=_pad_id(src.tokenizer_json, unk_id),
+        median_token_length=src.tokenizer.median_token_length,
+        unk_id=src.tokenizer.unk_id,
+        pad_id=src.tokenizer.pad_id,
         vocab_size=src.vocab_size,
         variants=entries,
-        tables=tables,
+        tables=data_files,
         tokenizer=FileEntry.of(folder, TOKENIZER_FILE),
         licence_files=tuple(FileEntry.of(folder, p.name) for p in src.licence_files),
         exporter_version=__version__,
-        extra=_facts(src, table, variants),
-        truncated_from=int(src.table.shape[1]) if table.shape[1] < src.table.shape[1] else None,
+        extra=_facts(src),
+        truncated_from=src.table.shape[1] if table.shape[1] < src.table.shape[1] else None,
+        core_tokenizer=core_tokenizer,
     )
     write_manifest(folder, manifest)
 
 
-def _unk_id(tokenizer: Tokenizer, tokenizer_json: dict[str, Any]) -> int | None:
-    """model2vec's rule: the model's `unk_token` (WordPiece, BPE, WordLevel) or `unk_id` (Unigram)."""
-    model = tokenizer.model
-    if hasattr(model, "unk_token"):
-        return None if model.unk_token is None else tokenizer.token_to_id(model.unk_token)
-    unk = tokenizer_json.get("model", {}).get("unk_id")
-    return None if unk is None else int(unk)
-
-
-def _pad_id(tokenizer_json: dict[str, Any], unk_id: int | None) -> int:
-    """The id placed in padding positions (masked out by the graph): the tokenizer's own pad id if any."""
-    padding = tokenizer_json.get("padding") or {}
-    if isinstance(padding.get("pad_id"), int):
-        return padding["pad_id"]
-    return unk_id if unk_id is not None else 0
-
-
-def _facts(src: ModelSource, table: np.ndarray, variants: tuple[str, ...]) -> dict[str, Any]:
-    facts: dict[str, Any] = {
-        "table_dtype": src.table_dtype,
-        "table_rows": int(src.table.shape[0]),
-        "has_weights": src.weights is not None,
-        "has_mapping": src.mapping is not None,
-    }
+def _facts(src: ModelSource) -> dict[str, Any]:
+    """What the manifest records about the source beyond the bundle's own layout."""
+    facts: dict[str, Any] = {"table_dtype": src.table.stored_dtype, "table_rows": src.table.shape[0]}
     if src.overrides:
         facts["config_overrides"] = dict(src.overrides)
-    if "int4" in variants:
-        facts["int4_block_size"] = int4_layout(int(table.shape[1]))[1]
     return facts

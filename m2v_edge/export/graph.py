@@ -16,74 +16,30 @@ columns) are summed block by block, see `m2v_edge.export.graph_int4`.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
-from m2v_edge.bundle import ATTENTION_MASK, INPUT_IDS, OUTPUT
+from m2v_edge.bundle import ATTENTION_MASK, INPUT_IDS, OUTPUT, TableFile
+from m2v_edge.export.graph_builder import GraphBuilder
 from m2v_edge.export.graph_int4 import int4_weighted_sum
-from m2v_edge.export.quantize import StoredTable
 
 OPSET = 17
 IR_VERSION = 8
 """IR 8 / opset 17: loadable by onnxruntime 1.14 and later (the issue asks for 1.17)."""
-_WRITE_BLOCK_BYTES = 64 << 20
-"""`write_table` converts and writes at most this many bytes of a table at a time."""
-
-
-class _GraphBuilder:
-    """Accumulates nodes and initializers with generated names."""
-
-    def __init__(self, table_file: str | None) -> None:
-        self.nodes: list[onnx.NodeProto] = []
-        self.initializers: list[onnx.TensorProto] = []
-        self.table_file = table_file
-        self.table_input: onnx.ValueInfoProto | None = None
-        """The token table's name, type and shape, to check the graph without it (see `_check`)."""
-
-    def const(self, name: str, value: np.ndarray) -> str:
-        self.initializers.append(numpy_helper.from_array(value, name=name))
-        return name
-
-    def table(self, name: str, values: np.ndarray) -> str:
-        """The token table: held in the graph, or with `table_file` only referred to as ONNX external data (the
-        whole file, offset 0, written by `write_table`), so that its values are never copied into the graph."""
-        if self.table_file is None:
-            tensor = numpy_helper.from_array(values, name=name)
-        else:
-            dtype = helper.np_dtype_to_tensor_dtype(values.dtype)
-            tensor = TensorProto(name=name, data_type=dtype, dims=values.shape, data_location=TensorProto.EXTERNAL)
-            for key, value in (("location", self.table_file), ("offset", "0"), ("length", str(values.nbytes))):
-                entry = tensor.external_data.add()
-                entry.key, entry.value = key, value
-        self.initializers.append(tensor)
-        self.table_input = helper.make_tensor_value_info(name, tensor.data_type, list(values.shape))
-        return name
-
-    def op(self, op_type: str, inputs: list[str], output: str, **attrs: object) -> str:
-        self.nodes.append(helper.make_node(op_type, inputs, [output], name=output, **attrs))
-        return output
 
 
 def build_graph(
-    table: StoredTable,
+    data: TableFile,
     *,
-    weights: np.ndarray | None,
-    mapping: np.ndarray | None,
+    dim: int,
     unk_id: int | None,
     normalize: bool,
     producer_version: str,
-    table_file: str | None = None,
 ) -> onnx.ModelProto:
-    """The pooling model for one variant's stored table, checked by onnx's checker.
-
-    With `table_file`, the table is ONNX external data in that file (beside the graph), which the caller writes with
-    `write_table(table.values, path)`; otherwise the graph holds it (up to protobuf's 2 GiB).
-    """
-    g = _GraphBuilder(table_file)
-    dim = table.columns
+    """The pooling model of one variant whose arrays lie in the data file `data` (written first, by
+    `m2v_edge.export.tables`), checked by onnx's checker. The graph holds only nodes and small constants."""
+    g = GraphBuilder(data.file, data.arrays)
     ids, mask = INPUT_IDS, ATTENTION_MASK
 
     keep = g.op("Cast", [mask], "mask_f", to=TensorProto.FLOAT)
@@ -91,21 +47,21 @@ def build_graph(
         is_unk = g.op("Equal", [ids, g.const("unk_id", np.array(unk_id, dtype=np.int64))], "is_unk")
         keep = g.op("Where", [is_unk, g.const("zero", np.array(0.0, dtype=np.float32)), keep], "keep")
     rows = ids
-    if mapping is not None:
-        rows = g.op("Gather", [g.const("mapping", mapping.astype(np.int64)), ids], "rows", axis=0)
+    if "mapping" in data.arrays:
+        rows = g.op("Gather", [g.array("mapping"), ids], "rows", axis=0)
     token_weight = keep
-    if weights is not None:
-        gathered = g.op("Gather", [g.const("weights", weights.astype(np.float32)), ids], "token_weights", axis=0)
+    if "weights" in data.arrays:
+        gathered = g.op("Gather", [g.array("weights"), ids], "token_weights", axis=0)
         token_weight = g.op("Mul", [token_weight, gathered], "weighted_keep")
-    if table.block_size is not None:
-        summed = int4_weighted_sum(g, table, rows, token_weight)
+    if data.int4 is not None:
+        summed = int4_weighted_sum(g, rows, token_weight, block_size=data.int4.block_size, dim=dim)
         axis1 = None
     else:
-        if table.scales is not None:
-            scales = g.op("Gather", [g.const("scales", table.scales.astype(np.float32)), rows], "row_scales", axis=0)
+        if "scales" in data.arrays:
+            scales = g.op("Gather", [g.array("scales"), rows], "row_scales", axis=0)
             token_weight = g.op("Mul", [token_weight, scales], "scaled_keep")
-        vectors = g.op("Gather", [g.table("table", table.values), rows], "vectors", axis=0)
-        if table.values.dtype != np.float32:
+        vectors = g.op("Gather", [g.array("table"), rows], "vectors", axis=0)
+        if data.arrays["table"].dtype != "float32":
             vectors = g.op("Cast", [vectors], "vectors_f", to=TensorProto.FLOAT)
         axis1 = g.const("axis1", np.array([1], dtype=np.int64))
         row_weights = g.op("Unsqueeze", [token_weight, axis1], "row_weights")
@@ -142,27 +98,15 @@ def _model(graph: onnx.GraphProto, producer_version: str) -> onnx.ModelProto:
     return model
 
 
-def _check(g: _GraphBuilder, inputs: list[onnx.ValueInfoProto], outputs: list[onnx.ValueInfoProto]) -> None:
-    """Run onnx's checker on the graph with its token table declared as an input instead of an initializer.
+def _check(g: GraphBuilder, inputs: list[onnx.ValueInfoProto], outputs: list[onnx.ValueInfoProto]) -> None:
+    """Run onnx's checker on the graph with the data file's arrays declared as inputs instead of initializers.
 
     The checker serialises the model it checks (protobuf refuses more than 2 GiB) and wants external data files to
-    exist already: without the table, neither a large table nor the order of writing matters. The table's type
-    and shape are still checked against the nodes that use it.
+    exist already: without the arrays, neither their size nor the order of writing matters. Their types and shapes
+    are still checked against the nodes that use them.
     """
-    assert g.table_input is not None, "every pooling graph gathers from a token table"
-    others = [tensor for tensor in g.initializers if tensor.name != g.table_input.name]
+    small = [tensor for tensor in g.initializers if tensor.name not in g.array_inputs]
     graph = helper.make_graph(
-        g.nodes, "m2v_edge_pooling", inputs=[*inputs, g.table_input], outputs=outputs, initializer=others
+        g.nodes, "m2v_edge_pooling", inputs=[*inputs, *g.array_inputs.values()], outputs=outputs, initializer=small
     )
     onnx.checker.check_model(_model(graph, ""))
-
-
-def write_table(values: np.ndarray, path: Path) -> None:
-    """Write a table's values as ONNX external data (row-major, little-endian), a block of rows at a time, so that
-    a large table is never copied whole."""
-    little_endian = values.dtype.newbyteorder("<")
-    row_bytes = max(1, values.itemsize * int(np.prod(values.shape[1:])))
-    block = max(1, _WRITE_BLOCK_BYTES // row_bytes)
-    with open(path, "wb") as handle:
-        for start in range(0, values.shape[0], block):
-            handle.write(np.ascontiguousarray(values[start : start + block], dtype=little_endian).data)

@@ -20,28 +20,23 @@ not registered in 1.17.3, so it is not used (`python -m bench.quality_report` me
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 from onnx import TensorProto
 
-from m2v_edge.export.quantize import StoredTable
-
-if TYPE_CHECKING:
-    from m2v_edge.export.graph import _GraphBuilder
+from m2v_edge.export.graph_builder import GraphBuilder
 
 
-def int4_weighted_sum(g: _GraphBuilder, table: StoredTable, rows: str, token_weight: str) -> str:
-    """Add the nodes computing sum_t token_weight[t] * dequantized(table[rows[t]]); return its name ([b, dim])."""
-    assert table.scales is not None and table.block_size is not None
-    blocks, block = int(table.scales.shape[1]), table.block_size
+def int4_weighted_sum(g: GraphBuilder, rows: str, token_weight: str, *, block_size: int, dim: int) -> str:
+    """Add the nodes computing sum_t token_weight[t] * dequantized(table[rows[t]]) from the data file's int4
+    `table` and `scales` (blocks of `block_size` columns, the first `dim` kept); return its name ([b, dim])."""
+    blocks, block = g.arrays["scales"].shape[1], block_size
     half = block // 2
-    packed = g.op("Gather", [g.table("int4_table", table.values), rows], "int4_bytes", axis=0)
+    packed = g.op("Gather", [g.array("table"), rows], "int4_bytes", axis=0)
     shape4 = g.const("int4_block_shape", np.array([0, 0, blocks, half], dtype=np.int64))
     by_block = g.op("Reshape", [packed, shape4], "int4_bytes_by_block")
     x = g.op("Transpose", [by_block], "int4_bytes_block_major", perm=[2, 0, 1, 3])
 
-    scales = g.op("Gather", [g.const("int4_scales", table.scales), rows], "int4_row_scales", axis=0)
+    scales = g.op("Gather", [g.array("scales"), rows], "int4_row_scales", axis=0)
     scales = g.op("Transpose", [scales], "int4_scales_block_major", perm=[2, 0, 1])
     scales = g.op("Cast", [scales], "int4_scales_f", to=TensorProto.FLOAT)
     weights = g.op("Mul", [scales, token_weight], "int4_block_weights")
@@ -62,9 +57,9 @@ def int4_weighted_sum(g: _GraphBuilder, table: StoredTable, rows: str, token_wei
     both = g.op("Transpose", [both], "int4_sum_batch_major", perm=[1, 0, 2])
     shape2 = g.const("int4_flat_shape", np.array([0, blocks * block], dtype=np.int64))
     summed = g.op("Reshape", [both, shape2], "int4_summed_padded")
-    if blocks * block == table.columns:
+    if blocks * block == dim:
         return summed
     axis1 = g.const("int4_axis1", np.array([1], dtype=np.int64))
     start = g.const("int4_slice_start", np.array([0], dtype=np.int64))
-    stop = g.const("int4_slice_stop", np.array([table.columns], dtype=np.int64))
+    stop = g.const("int4_slice_stop", np.array([dim], dtype=np.int64))
     return g.op("Slice", [summed, start, stop, axis1], "int4_summed")

@@ -46,7 +46,7 @@ def check_out_dir(out: Path, *, overwrite: bool) -> None:
     except OSError as exc:
         raise ExportError(f"cannot use {out} as the output folder: {exc.strerror or exc}") from None
     if not overwrite:
-        raise ExportError(f"{out} already exists; pass overwrite=True (--overwrite) to replace it")
+        raise ExportError(f"{out} already exists; to replace it, export again with --overwrite (Python: overwrite)")
 
 
 def check_not_source(out: Path, source_folder: Path) -> None:

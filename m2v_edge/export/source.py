@@ -12,8 +12,10 @@ from typing import Any
 import numpy as np
 
 from m2v_edge.bundle import sha256_file
-from m2v_edge.errors import MissingExtraError, SourceModelError
+from m2v_edge.errors import SourceModelError
 from m2v_edge.export.hub import download
+from m2v_edge.export.source_table import SourceTable, read_tensors
+from m2v_edge.export.source_tokenizer import TokenizerFacts, read_tokenizer
 
 DEFAULT_MAX_LENGTH = 512
 """model2vec's `max_length` when the config does not set one."""
@@ -55,7 +57,6 @@ LICENCE_PATTERN = re.compile(f"^({'|'.join(LICENCE_NAMES)})", re.IGNORECASE)
 LICENCE_GLOBS = tuple("".join(f"[{c.upper()}{c.lower()}]" for c in name) + "*" for name in LICENCE_NAMES)
 """The same names as case-insensitive globs (huggingface_hub matches download patterns case-sensitively)."""
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-TABLE_DTYPES = (np.float32, np.float16, np.float64, np.int8)
 
 
 @dataclass(frozen=True)
@@ -65,19 +66,21 @@ class ModelSource:
     source_id: str
     revision: str | None
     folder: Path
-    table: np.ndarray
+    table: SourceTable
+    """The table, read in blocks of rows (`bfloat16` tables and weights are read as float32, exactly)."""
     weights: np.ndarray | None
     mapping: np.ndarray | None
-    tokenizer_json: dict[str, Any]
+    tokenizer: TokenizerFacts
     config: dict[str, Any]
     weights_sha256: str
     licence_files: tuple[Path, ...]
-    vocab_size: int
-    """The number of token ids (largest id + 1): the rows every per-token tensor has."""
-    table_dtype: str
-    """The table's dtype in the source file (`bfloat16` tables and weights are read as float32, exactly)."""
     overrides: dict[str, Any] = field(default_factory=dict)
     """Config keys the caller replaced (already applied to `config`)."""
+
+    @property
+    def vocab_size(self) -> int:
+        """The number of token ids (largest id + 1): the rows every per-token tensor has."""
+        return self.tokenizer.ids
 
     @property
     def normalize(self) -> bool:
@@ -154,29 +157,20 @@ def _read_folder(
 ) -> ModelSource:
     layout = _find_layout(folder)
     weights_path = folder / layout.weights
-    tensors = _read_tensors(weights_path)
-    table = tensors.get(layout.table_tensor)
+    table, tensors = read_tensors(weights_path, layout.table_tensor)
     if table is None:
         raise SourceModelError(
             f"{weights_path} has no tensor {layout.table_tensor!r} (found: {', '.join(sorted(tensors)) or 'none'})"
         )
-    table_dtype = "bfloat16" if _is_bfloat16(table) else str(table.dtype)
-    table = _float32_if_bfloat16(table)
-    if table.ndim != 2 or table.shape[0] == 0 or table.shape[1] == 0:
-        raise SourceModelError(f"{weights_path}: tensor {layout.table_tensor!r} must be 2-D, got shape {table.shape}")
-    if table.dtype not in TABLE_DTYPES:
-        raise SourceModelError(
-            f"{weights_path}: table dtype {table.dtype} is not supported (float32, float16, float64, bfloat16 or int8)"
-        )
-    tokenizer_json = _read_json(folder / layout.tokenizer)
     config_path = folder / layout.config
     config = _read_json(config_path)
     if "max_length" not in overrides:
         _check_max_length(config, config_path)
-    tokens, ids = _vocabulary(tokenizer_json, folder / layout.tokenizer)
+    tokenizer_path = folder / layout.tokenizer
+    tokenizer_text = _read_text(tokenizer_path)
+    tokenizer = read_tokenizer(tokenizer_text, _parse_json(tokenizer_text, tokenizer_path), tokenizer_path)
     weights, mapping = tensors.get("weights"), tensors.get("mapping")
-    weights = None if weights is None else _float32_if_bfloat16(weights)
-    _check_sizes(weights_path, folder / layout.tokenizer, table, weights, mapping, tokens, ids)
+    _check_sizes(weights_path, tokenizer_path, table, weights, mapping, tokenizer.tokens, tokenizer.ids)
     return ModelSource(
         source_id=source_id,
         revision=revision,
@@ -184,12 +178,10 @@ def _read_folder(
         table=table,
         weights=weights,
         mapping=mapping,
-        tokenizer_json=tokenizer_json,
+        tokenizer=tokenizer,
         config={**config, **overrides},
         weights_sha256=sha256_file(weights_path),
         licence_files=_licence_files(folder) or _licence_files(root),
-        vocab_size=ids,
-        table_dtype=table_dtype,
         overrides=overrides,
     )
 
@@ -206,34 +198,21 @@ def _find_layout(folder: Path) -> Layout:
     raise SourceModelError(f"{folder} is not a Model2Vec model: none of the layouts was found ({tried})")
 
 
-def _read_tensors(path: Path) -> dict[str, np.ndarray]:
+def _read_json(path: Path) -> dict[str, Any]:
+    return _parse_json(_read_text(path), path)
+
+
+def _read_text(path: Path) -> str:
     try:
-        from safetensors.numpy import load_file
-    except ImportError:
-        raise MissingExtraError("export", "export") from None
-    try:
-        return load_file(str(path))
-    except Exception as exc:  # safetensors raises its own untyped errors for corrupt files
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
         raise SourceModelError(f"cannot read {path}: {exc}") from None
 
 
-def _is_bfloat16(tensor: np.ndarray) -> bool:
-    """Whether safetensors gave a bfloat16 tensor: numpy has no such type, so it comes as a 2-byte kind-'V' dtype
-    (ml_dtypes' `bfloat16`); safetensors' other 2-byte types are float16, int16 and uint16."""
-    return tensor.dtype.kind == "V" and tensor.dtype.itemsize == 2
-
-
-def _float32_if_bfloat16(tensor: np.ndarray) -> np.ndarray:
-    """A bfloat16 tensor as float32, exactly (bfloat16 is float32's upper 16 bits); any other tensor as it is."""
-    if not _is_bfloat16(tensor):
-        return tensor
-    return (tensor.view("<u2").astype(np.uint32) << 16).view(np.float32)
-
-
-def _read_json(path: Path) -> dict[str, Any]:
+def _parse_json(text: str, path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        data = json.loads(text)
+    except ValueError as exc:
         raise SourceModelError(f"cannot read {path}: {exc}") from None
     if not isinstance(data, dict):
         raise SourceModelError(f"{path} must hold a JSON object")
@@ -252,22 +231,10 @@ def _check_max_length(config: dict[str, Any], path: Path) -> None:
     )
 
 
-def _vocabulary(tokenizer_json: dict[str, Any], path: Path) -> tuple[int, int]:
-    """(tokens, ids) of a tokenizer: how many tokens it has, and its largest token id + 1 (more if ids have gaps)."""
-    from tokenizers import Tokenizer
-
-    try:
-        tokenizer = Tokenizer.from_str(json.dumps(tokenizer_json))
-    except Exception as exc:  # tokenizers raises plain Exception for malformed files
-        raise SourceModelError(f"{path} is not a valid tokenizers file: {exc}") from None
-    ids = tokenizer.get_vocab().values()
-    return len(ids), max(ids, default=-1) + 1
-
-
 def _check_sizes(
     path: Path,
     tokenizer_path: Path,
-    table: np.ndarray,
+    table: SourceTable,
     weights: np.ndarray | None,
     mapping: np.ndarray | None,
     tokens: int,
@@ -284,9 +251,9 @@ def _check_sizes(
         )
     by_id = {"'mapping'": mapping} if mapping is not None else {"the table": table}
     short = [
-        f"{name} {len(tensor)}"
+        f"{name} {tensor.shape[0]}"
         for name, tensor in {**by_id, "'weights'": weights}.items()
-        if tensor is not None and tensor.ndim and len(tensor) < ids
+        if tensor is not None and len(tensor.shape) and tensor.shape[0] < ids
     ]
     if tokens < ids and short:  # the tokens with the largest ids have no row; model2vec fails on them too
         raise SourceModelError(

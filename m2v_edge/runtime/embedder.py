@@ -2,22 +2,39 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from m2v_edge.bundle import ATTENTION_MASK, INPUT_IDS, OUTPUT, Manifest, read_manifest, verify_model, verify_tokenizer
+from m2v_edge.bundle import ATTENTION_MASK, INPUT_IDS, OUTPUT, Manifest, read_manifest, verify_model
 from m2v_edge.device_profiles import Profile, resolve_profile
 from m2v_edge.errors import BundleError
 from m2v_edge.models import resolve_bundle
+from m2v_edge.runtime.batching import padded_batches
+from m2v_edge.runtime.encode_options import UNSET, EncodeOptions, encode_options
 from m2v_edge.runtime.session import build_session
-from m2v_edge.runtime.tokens import BundleTokenizer, TokenBatch
+from m2v_edge.runtime.token_batch import TokenBatch
+from m2v_edge.runtime.tokenizing import (
+    BundleTokenizing,
+    TokenizingPath,
+    open_tokenizer,
+    path_name,
+    single_text_pooler,
+)
+from m2v_edge.runtime.zero_vectors import zero_rows, zero_vector_message
 
 logger = logging.getLogger(__name__)
+zero_vector_logger = logging.getLogger("m2v_edge.runtime.zero_vectors")
+"""Where `encode` logs its one WARNING per call about texts that gave zero vectors: set its level to ERROR to
+silence it (the `m2v-edge encode` command does, and counts them over the whole input instead)."""
+ZERO_VECTOR_EXAMPLES = 50
+"""Texts that gave zero vectors looked at to name their script in the warning."""
 
 CHUNK_TEXTS = 1024
 CHUNK_CHARS_PER_BUDGET_TOKEN = 32
@@ -41,6 +58,8 @@ class EdgeEmbedder:
     :param threads: onnxruntime intra-op threads; default: the profile's.
     :param profile: `"auto"` (detect the device), a profile name, a profile TOML path or a `Profile`.
     :param token_budget: most padded tokens per onnxruntime call; default: the profile's.
+    :param tokenizing: which path gives the token ids: `"auto"` (the native core when the bundle allows it), or
+        `"native"`, `"python"`, `"tokenizers"` (see `m2v_edge.runtime.tokenizing`); all give the same ids.
     """
 
     def __init__(
@@ -51,6 +70,7 @@ class EdgeEmbedder:
         threads: int | None = None,
         profile: str | Path | Profile | None = "auto",
         token_budget: int | None = None,
+        tokenizing: TokenizingPath = "auto",
     ) -> None:
         self.bundle_dir = resolve_bundle(bundle)
         self.manifest: Manifest = read_manifest(self.bundle_dir)
@@ -62,17 +82,24 @@ class EdgeEmbedder:
         if budget < 1:
             raise ValueError(f"token_budget must be >= 1, got {budget}")
         self.token_budget: int = budget
-        self._tokenizer = BundleTokenizer(
-            verify_tokenizer(self.bundle_dir, self.manifest),
-            self.manifest.max_length,
+        self._tokenizer = open_tokenizer(
+            self.bundle_dir,
+            self.manifest,
+            path=tokenizing,
             ascii_fast_path=self.profile.encoding.ascii_fast_path,
+            threads=threads if threads is not None else self.profile.session.intra_op_threads,
+            fallback_limit_mib=self.profile.encoding.fallback_tokenizer_mib,
         )
+        self.tokenizing: str = path_name(self._tokenizer)
+        """The path that gives this embedder's token ids: native, python or tokenizers."""
+        self._tokenizing_asked = tokenizing
+        self._pooler = single_text_pooler(self.bundle_dir, self.manifest, self.variant, self._tokenizer)
+        """Pools single texts in the native core (None: through onnxruntime)."""
         model_path = verify_model(self.bundle_dir, self.manifest, self.variant)
         try:
             self.session = build_session(model_path, self.profile.session, threads=threads)
         except Exception as exc:  # onnxruntime raises its own untyped errors for unreadable graphs
             raise BundleError(f"onnxruntime cannot load {model_path}: {exc}; re-export the bundle") from None
-        self._char_limit = self.manifest.char_limit
         self._threads = threads
 
     def __getstate__(self) -> dict[str, Any]:
@@ -83,6 +110,7 @@ class EdgeEmbedder:
             "threads": self._threads,
             "profile": self.profile,
             "token_budget": self.token_budget,
+            "tokenizing": self._tokenizing_asked,
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -98,41 +126,67 @@ class EdgeEmbedder:
         """Identity of the vectors this embedder produces (source weights, variant, normalize, dim)."""
         return self.manifest.fingerprint(self.variant)
 
-    def encode(self, texts: Sequence[str] | str) -> np.ndarray:
-        """Encode texts into a float32 array of shape [len(texts), dim] (a single string counts as one text)."""
-        if isinstance(texts, str):
-            texts = [texts]
-        texts = self._prepare(texts)
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        if len(texts) == 1:
-            self._encode_single(texts[0], out)
-            return out
-        chunks = _chunk_bounds(texts, CHUNK_CHARS_PER_BUDGET_TOKEN * self.token_budget)
-        if len(chunks) <= 1:
-            self._pool(self._tokenizer.tokenize(texts), out)
-            return out
-        # Tokenise the next chunk in a worker while this thread pools the current one: both the
-        # tokenizer and onnxruntime release the GIL, so the two overlap.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="m2v-edge-tokenize") as worker:
-            pending = worker.submit(self._tokenizer.tokenize, texts[slice(*chunks[0])])
-            for index, (start, stop) in enumerate(chunks):
-                tokens = pending.result()
-                if index + 1 < len(chunks):
-                    pending = worker.submit(self._tokenizer.tokenize, texts[slice(*chunks[index + 1])])
-                self._pool(tokens, out[start:stop])
-        return out
+    def encode(
+        self,
+        sentences: Sequence[str] | str,
+        *,
+        show_progress_bar: bool = False,
+        max_length: int | None = UNSET,
+        normalize: bool | None = None,
+        batch_size: int = 1024,
+        use_multiprocessing: bool = True,
+        multiprocessing_threshold: int = 10_000,
+        **kwargs: Any,
+    ) -> np.ndarray:
+        """Encode texts as model2vec's `StaticModel.encode` does: a float32 [len(sentences), dim] array, or a [dim]
+        vector for a single string.
+
+        Texts that give zero vectors (none of their tokens is known to the model) are counted in one WARNING per call,
+        on the logger `m2v_edge.runtime.zero_vectors`.
+
+        :param sentences: the texts, or one text.
+        :param show_progress_bar: show a progress bar on stderr (needs tqdm; without it, none is shown).
+        :param max_length: tokens kept per text for this call, None for all; texts are first cut to `max_length *
+            median_token_length` characters, as model2vec does. Default: the bundle's `max_length`.
+        :param normalize: L2-normalise the vectors or not for this call; default: the bundle's setting.
+        :param batch_size: accepted for model2vec's sake: how many texts go to onnxruntime at once is set by the
+            token budget instead.
+        :param use_multiprocessing: accepted, no effect: tokenising and onnxruntime already use the profile's threads.
+        :param multiprocessing_threshold: accepted, no effect.
+        :param kwargs: any other keyword is ignored, as model2vec ignores them (named in one DEBUG log line).
+        """
+        options = encode_options(
+            self.manifest,
+            show_progress_bar=show_progress_bar,
+            max_length=max_length,
+            normalize=normalize,
+            batch_size=batch_size,
+            ignored=kwargs,
+        )
+        texts = [sentences] if isinstance(sentences, str) else list(sentences)
+        vectors = self._encode(texts, options)
+        self._warn_zero_vectors(texts, vectors)
+        return vectors[0] if isinstance(sentences, str) else vectors
 
     def encode_documents(self, documents: Sequence[str]) -> list[np.ndarray]:
-        """pymilvus-style: one float32 vector per document."""
-        return list(self.encode(documents))
+        """pymilvus-style: one float32 vector per document (a single string counts as one document)."""
+        return list(self.encode([documents] if isinstance(documents, str) else documents))
 
     def encode_queries(self, queries: Sequence[str]) -> list[np.ndarray]:
         """pymilvus-style: one float32 vector per query (queries and documents are encoded alike)."""
-        return list(self.encode(queries))
+        return self.encode_documents(queries)
 
     def __call__(self, texts: Sequence[str]) -> list[np.ndarray]:
         """Same as `encode_documents`."""
         return self.encode_documents(texts)
+
+    def tokenize(self, sentences: Sequence[str]) -> list[list[int]]:
+        """Token ids of each text, as model2vec's `StaticModel.tokenize` gives them: no special tokens, truncated to
+        the bundle's `max_length` tokens, unknown tokens dropped (no character pre-truncation)."""
+        if isinstance(sentences, str):
+            raise TypeError("tokenize takes a list of texts; for one text, pass [text]")
+        tokens = self._tokenizer.tokenize(self._prepare(sentences, None))
+        return self._id_lists(tokens)
 
     def __repr__(self) -> str:
         return f"EdgeEmbedder({str(self.bundle_dir)!r}, variant={self.variant!r}, profile={self.profile.name!r})"
@@ -161,19 +215,102 @@ class EdgeEmbedder:
         )
         return fallback
 
-    def _prepare(self, texts: Sequence[str]) -> list[str]:
+    def _prepare(self, texts: Sequence[str], char_limit: int | None) -> list[str]:
         """Check types and apply model2vec's character pre-truncation."""
-        limit = self._char_limit
         prepared = list(texts)
         for index, text in enumerate(prepared):
             if not isinstance(text, str):
                 raise TypeError(f"texts[{index}] is {type(text).__name__}, not str; decode or convert it first")
-            if limit is not None and len(text) > limit:
-                prepared[index] = text[:limit]
+            if char_limit is not None and len(text) > char_limit:
+                prepared[index] = text[:char_limit]
         return prepared
 
+    def _encode(self, texts: Sequence[str], options: EncodeOptions) -> np.ndarray:
+        """The float32 [len(texts), dim] vectors of a list of texts."""
+        texts = self._prepare(texts, options.char_limit)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        own_truncation = options.max_length == self.manifest.max_length
+        if len(texts) == 1 and own_truncation and not options.show_progress_bar:
+            self._encode_single(texts[0], out)
+        elif texts:
+            tokenize = (
+                self._tokenizer.tokenize if own_truncation else partial(self._token_ids, max_length=options.max_length)
+            )
+            self._encode_chunks(texts, tokenize, out, options.show_progress_bar)
+        if options.normalize and not self.manifest.normalize:
+            out /= np.linalg.norm(out, axis=1, keepdims=True) + np.float32(1e-32)
+        return out
+
+    def _encode_chunks(
+        self, texts: list[str], tokenize: Callable[[list[str]], TokenBatch], out: np.ndarray, show_progress: bool
+    ) -> None:
+        """Fill `out` chunk by chunk: the tokens of the next chunk are made in a worker while this thread pools the
+        current one (the tokenizer and onnxruntime both release the GIL, so the two overlap)."""
+        chunks = _chunk_bounds(texts, CHUNK_CHARS_PER_BUDGET_TOKEN * self.token_budget)
+        bar = _progress_bar(len(texts)) if show_progress else None
+        try:
+            if len(chunks) == 1:  # no worker thread: it would cost a short call more than it saves
+                self._pool(tokenize(texts), out)
+                if bar is not None:
+                    bar.update(len(texts))
+                return
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="m2v-edge-tokenize") as worker:
+                pending = worker.submit(tokenize, texts[slice(*chunks[0])])
+                for index, (start, stop) in enumerate(chunks):
+                    tokens = pending.result()
+                    if index + 1 < len(chunks):
+                        pending = worker.submit(tokenize, texts[slice(*chunks[index + 1])])
+                    self._pool(tokens, out[start:stop])
+                    if bar is not None:
+                        bar.update(stop - start)
+        finally:
+            if bar is not None:
+                bar.close()
+
+    def _token_ids(self, texts: Sequence[str], max_length: int | None) -> TokenBatch:
+        """Token ids truncated to `max_length` (None: not at all), whatever the bundle's own `max_length` is."""
+        bundle_limit = self.manifest.max_length
+        if bundle_limit is None or (max_length is not None and max_length <= bundle_limit):
+            tokens = self._tokenizer.tokenize(texts)
+        else:
+            tokens = self._untruncated_tokenizer.tokenize(texts)
+        if max_length is None:
+            return tokens
+        return TokenBatch(tokens.ids, tokens.offsets, np.minimum(tokens.lengths, max_length))
+
+    @cached_property
+    def _untruncated_tokenizer(self) -> BundleTokenizing:
+        """This embedder's tokenizing path without truncation, for calls that keep more tokens than the bundle's
+        `max_length`; made on first use."""
+        return open_tokenizer(
+            self.bundle_dir,
+            dataclasses.replace(self.manifest, max_length=None),
+            path=self.tokenizing,  # type: ignore[arg-type]
+            ascii_fast_path=self.profile.encoding.ascii_fast_path,
+            threads=self._threads if self._threads is not None else self.profile.session.intra_op_threads,
+        )
+
+    def _id_lists(self, tokens: TokenBatch) -> list[list[int]]:
+        """Each text's token ids as a list, the unknown token dropped (as model2vec drops it after truncating)."""
+        ids = tokens.ids.tolist()
+        unk = self.manifest.unk_id
+        return [
+            [token for token in ids[start : start + length] if token != unk]
+            for start, length in zip(tokens.offsets.tolist(), tokens.lengths.tolist())
+        ]
+
+    def _warn_zero_vectors(self, texts: Sequence[str], vectors: np.ndarray) -> None:
+        """One WARNING naming how many texts gave zero vectors, and why, if any did."""
+        rows = zero_rows(vectors)
+        if len(rows):
+            examples = [texts[index] for index in rows[:ZERO_VECTOR_EXAMPLES]]
+            zero_vector_logger.warning(zero_vector_message(len(rows), len(texts), self.manifest.source.id, examples))
+
     def _encode_single(self, text: str, out: np.ndarray) -> None:
-        """The latency path: no sorting, no padding."""
+        """The latency path: no sorting, no padding; no onnxruntime call where the native core pools."""
+        if self._pooler is not None:
+            self._pooler.embed(text, out[0])
+            return
         ids = self._tokenizer.tokenize_one(text)
         if ids:
             row = np.array([ids], dtype=np.int64)
@@ -181,26 +318,8 @@ class EdgeEmbedder:
 
     def _pool(self, tokens: TokenBatch, out: np.ndarray) -> None:
         """Run the graph on length-sorted batches of at most `token_budget` padded tokens; fill `out`."""
-        flat, offsets, lengths = tokens.ids, tokens.offsets, tokens.lengths
-        total = len(flat)
-        if not lengths.any():
-            return  # no text has tokens: zero vectors
-        order = np.argsort(lengths, kind="stable")
-        order = order[lengths[order] > 0]  # texts without tokens keep their zero vector
-        sorted_lengths = lengths[order]
-        start = 0
-        while start < len(order):
-            # Rows are sorted by length, so a batch's padded size is (rows) x (length of its last row).
-            padded = np.arange(1, len(order) - start + 1) * sorted_lengths[start:]
-            stop = start + max(1, int(np.searchsorted(padded, self.token_budget, side="right")))
-            rows = order[start:stop]
-            width = int(sorted_lengths[stop - 1])
-            columns = np.arange(width)
-            mask = columns < lengths[rows, None]
-            # Padding positions point at a real token (masked out by the graph), never out of range.
-            ids = flat[np.minimum(offsets[rows, None] + columns, total - 1)]
-            out[rows] = self._run(ids, mask.astype(np.int64))
-            start = stop
+        for rows, ids, mask in padded_batches(tokens, self.token_budget):
+            out[rows] = self._run(ids, mask)
 
     def _run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         return self.session.run([OUTPUT], {INPUT_IDS: ids, ATTENTION_MASK: mask})[0]
@@ -219,3 +338,13 @@ def _chunk_bounds(texts: list[str], max_chars: int) -> list[tuple[int, int]]:
         bounds.append((start, stop))
         start = stop
     return bounds
+
+
+def _progress_bar(total: int) -> Any:
+    """A tqdm bar on stderr, or None (with an INFO line) when tqdm is not installed: it is no runtime dependency."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        logger.info("show_progress_bar needs tqdm (pip install tqdm); encoding without a progress bar")
+        return None
+    return tqdm(total=total, desc="Encoding", unit="texts")

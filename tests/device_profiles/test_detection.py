@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import platform
 from pathlib import Path
 
 import onnxruntime as ort
@@ -83,6 +85,7 @@ def test_cpu_quota_alone_caps_threads(make_root: MakeRoot) -> None:
     assert_options(session_options(detection.profile.session), threads=1, arena=True)
     assert detection.adjustments == (
         "intra_op_threads 4 -> 1 (limit 1 from cgroup CPU quota 1.5, 4 CPUs in /proc/cpuinfo)",
+        "fallback_tokenizer_mib 4096 -> 3927 (1/4 of 15711 MiB usable)",
     )
 
 
@@ -100,6 +103,7 @@ def test_board_keeps_its_profile_but_fits_a_small_memory_limit(make_root: MakeRo
     assert detection.profile.encoding.token_budget == 512 * 8
     assert detection.adjustments == (
         "token_budget 8192 -> 4096 (512 MiB usable x 8 tokens/MiB)",
+        "fallback_tokenizer_mib 4096 -> 128 (1/4 of 512 MiB usable)",
         "ascii_fast_path true -> false (512 MiB usable, 768 MiB or less)",
     )
     assert not detection.profile.encoding.ascii_fast_path
@@ -253,7 +257,18 @@ def test_parse_cpuinfo_big_little() -> None:
     assert parse_cpuinfo("garbage without processors") is None
 
 
-def test_real_machine_detection_runs() -> None:
+def test_real_machine_detection_reads_this_machine() -> None:
+    """Facts of the real machine against what the standard library and /proc say directly."""
     detection = explain_detection()
-    assert detection.profile.session.intra_op_threads >= 1
-    assert detection.facts.cpu_limit is None or detection.profile.session.intra_op_threads <= detection.facts.cpu_limit
+    facts = detection.facts
+    allowed = len(os.sched_getaffinity(0))
+    assert facts.machine == platform.machine()
+    assert facts.affinity_cpus == allowed
+    processors = sum(line.startswith("processor") for line in Path("/proc/cpuinfo").read_text().splitlines())
+    assert facts.cpu is not None and facts.cpu.count == processors
+    assert facts.cpu_limit is not None and 1 <= facts.cpu_limit <= allowed
+    mem_total_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                        if line.startswith("MemTotal:"))
+    assert facts.mem_total_mb == mem_total_kb // 1024
+    assert facts.memory_mb is not None and 0 < facts.memory_mb <= facts.mem_total_mb
+    assert 1 <= detection.profile.session.intra_op_threads <= facts.cpu_limit

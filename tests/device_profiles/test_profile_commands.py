@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
+import os
+import pty
+import struct
 import subprocess
 import sys
+import termios
 from pathlib import Path
 
 import pytest
@@ -69,11 +74,28 @@ def test_profile_detect_reports_fallbacks(make_root: MakeRoot, capsys: pytest.Ca
     assert "memory size unknown" in out and "chosen: raspberry-pi-4" in out
 
 
+def test_profile_detect_names_each_bundles_tokenizing_path(
+    potion_bundle: Path, tiny_models, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from m2v_edge.runtime import native
+
+    bpe = tiny_models.bundle("bpeunk-f32-w-L3")
+    code, out, _ = run(["profile", "detect", "--bundle", str(potion_bundle), "--bundle", str(bpe)], capsys)
+    assert code == 0
+    assert f"native core: version {native.core_version()}" in out
+    assert f"bundle {potion_bundle}: native\n" in out
+    assert f"bundle {bpe}: python (the native core does not reproduce the BPE model)" in out
+    monkeypatch.setenv(native.SWITCH, "0")
+    code, out, _ = run(["profile", "detect", "--bundle", str(potion_bundle)], capsys)
+    assert "native core: the native core is turned off (M2V_EDGE_NATIVE=0)" in out
+    assert f"bundle {potion_bundle}: " in out and "turned off" in out.splitlines()[-1]
+
+
 def test_tune_command_prints_table_and_writes_profile(
     bundle: Path, user_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     argv = ["tune", str(bundle), "--threads", "1", "--variants", "int8", "--budgets", "512,2048"]
-    argv += ["--min-seconds", "0.05", "--latency-samples", "3", "--write", "--name", "bench-box"]
+    argv += ["--min-seconds", "0.05", "--latency-samples", "3", "--write", "--name", "bench-box", "--progress"]
     code, out, err = run(argv, capsys)
     assert code == 0
     assert "texts/s" in out and "peak MiB" in out
@@ -84,6 +106,38 @@ def test_tune_command_prints_table_and_writes_profile(
     saved = read_profile_file(user_dir / "bench-box.toml")
     assert saved.session.intra_op_threads == 1 and saved.encoding.token_budget in (512, 2048)
     assert "tuning" in err  # progress bar (tqdm) or progress lines on stderr
+
+
+def _tune_stderr(bundle: Path, *extra: str, terminal: bool) -> str:
+    """What a real `m2v-edge tune` run writes to its stderr: a terminal (a pseudo-terminal) or a pipe."""
+    argv = [sys.executable, "-m", "m2v_edge.cli", "tune", str(bundle), "--threads", "1", "--variants", "int8",
+            "--budgets", "512", "--min-seconds", "0.01", "--latency-samples", "2", *extra]
+    if not terminal:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=300, check=True).stderr
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))  # 80 columns, as a terminal has
+    try:
+        with subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=follower) as process:
+            os.close(follower)
+            chunks = []
+            while True:
+                try:
+                    chunk = os.read(leader, 4096)
+                except OSError:  # EIO: the process exited and closed its side
+                    break
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        assert process.returncode == 0
+        return b"".join(chunks).decode("utf-8", "replace")
+    finally:
+        os.close(leader)
+
+
+def test_tune_shows_progress_on_a_terminal_only_unless_told(bundle: Path) -> None:
+    assert "tuning" in _tune_stderr(bundle, terminal=True)
+    assert "tuning" not in _tune_stderr(bundle, "--no-progress", terminal=True)
+    assert "tuning" not in _tune_stderr(bundle, terminal=False)
 
 
 def test_tune_rejects_bad_lists(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

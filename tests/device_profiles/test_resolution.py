@@ -76,6 +76,7 @@ def test_explicit_argument_beats_environment(make_root: MakeRoot, monkeypatch: p
     assert resolution.profile.encoding.token_budget == 417 * 8
     assert resolution.adjustments == (
         "token_budget 16384 -> 3336 (417 MiB usable x 8 tokens/MiB)",
+        "fallback_tokenizer_mib 4096 -> 104 (1/4 of 417 MiB usable)",
         "ascii_fast_path true -> false (417 MiB usable, 768 MiB or less)",
     )
     given = Profile(name="given", session=SessionSettings(intra_op_threads=64))

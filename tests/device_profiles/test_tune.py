@@ -9,6 +9,7 @@ import pytest
 from m2v_edge.device_profiles import (
     explain_detection,
     load_profile,
+    read_facts,
     read_profile_file,
     resolve_profile,
     write_user_profile,
@@ -23,6 +24,8 @@ from m2v_edge.device_profiles.tune import (
     tune,
     tuned_profile,
 )
+
+from .conftest import MakeRoot
 
 TINY = TuneGrid(threads=(1,), variants=("int8",), token_budgets=(1024,))
 
@@ -63,12 +66,24 @@ def test_tune_refuses_a_variant_the_bundle_lacks(bundle: Path) -> None:
         tune(bundle, TuneGrid((1,), ("fp16",), (1024,)))
 
 
-def test_default_grid_follows_bundle_and_cpu_limit(bundle: Path) -> None:
-    grid = default_grid(bundle)
+@pytest.mark.parametrize(
+    ("board", "cpu_max", "threads"),
+    [
+        ("raspberry-pi-4", None, (1, 2, 4)),  # 4 CPUs
+        ("jetson-orin-nano", None, (1, 2, 4, 6)),  # 6 CPUs: the limit itself is tried too
+        ("jetson-orin-nano", "300000 100000", (1, 2, 3)),  # a quota of 3 CPUs
+        ("raspberry-pi-4", "150000 100000", (1,)),  # 1.5 CPUs: whole threads only
+        (None, None, (1, 2, 4)),  # nothing known: up to 4
+    ],
+)
+def test_default_grid_follows_bundle_and_cpu_limit(
+    bundle: Path, make_root: MakeRoot, board: str | None, cpu_max: str | None, threads: tuple[int, ...]
+) -> None:
+    grid = default_grid(bundle, read_facts(make_root(board, cpu_max=cpu_max), machine="aarch64"))
+    assert grid.threads == threads
     assert grid.variants == ("fp32", "int8")
-    limit = explain_detection().facts.cpu_limit or 4
-    assert max(grid.threads) <= limit and 1 in grid.threads
-    assert len(grid.settings()) == len(grid.threads) * 2 * len(grid.token_budgets)
+    assert grid.token_budgets == (1024, 4096, 16384)
+    assert len(grid.settings()) == len(threads) * 2 * 3
 
 
 def _result(threads: int, variant: str, budget: int, speed: float, p50: float, peak: float | None) -> TuneResult:

@@ -17,6 +17,7 @@ from safetensors.numpy import load_file
 import m2v_edge
 from m2v_edge.errors import ExportError, SourceModelError
 from m2v_edge.export import export_model
+from m2v_edge.runtime import native
 
 
 def _sha256(path: Path) -> str:
@@ -46,6 +47,7 @@ def test_potion_bundle_files(potion_bundle: Path) -> None:
         "model.int8.data",
         "model.int8.onnx",
         "tokenizer.json",
+        *(["tokenizer.m2v"] if native.available() else []),  # written when the native core reproduces the tokenizer
     ]
 
 
@@ -62,7 +64,7 @@ def test_potion_sizes(potion_bundle: Path, potion_source: Path) -> None:
 def test_potion_manifest(potion_bundle: Path, potion_source: Path) -> None:
     manifest = _manifest(potion_bundle)
     model = StaticModel.from_pretrained(potion_source)
-    assert manifest["format_version"] == 2
+    assert manifest["format_version"] == 3
     assert manifest["exporter_version"] == m2v_edge.__version__
     assert manifest["source"] == {
         "id": "potion-base-8M",
@@ -108,18 +110,26 @@ def test_potion_graph_interface(potion_bundle: Path) -> None:
         assert output.type.tensor_type.shape.dim[1].dim_value == 256
 
 
-def test_potion_tables_are_the_graphs_only_external_data(potion_bundle: Path) -> None:
-    """Format 2: the table, and nothing else, lives in `model.<variant>.data`, whole and from offset 0 (mappable)."""
+def test_potion_arrays_are_the_graphs_only_external_data(potion_bundle: Path) -> None:
+    """Format 3: every array a graph reads (here the table, and int8's scales) lives in `model.<variant>.data` where
+    the manifest's layout says, page-aligned (mappable); the graph holds nothing bigger than a few constants."""
+    manifest = _manifest(potion_bundle)
     for variant in ALL_VARIANTS:
         model = onnx.load(str(potion_bundle / f"model.{variant}.onnx"), load_external_data=False)
         outside = {t.name: {e.key: e.value for e in t.external_data}
                    for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL}
-        size = (potion_bundle / f"model.{variant}.data").stat().st_size
-        assert outside == {"table": {"location": f"model.{variant}.data", "offset": "0", "length": str(size)}}
-        table = onnx.numpy_helper.to_array(
-            next(t for t in onnx.load(str(potion_bundle / f"model.{variant}.onnx")).graph.initializer
-                 if t.name == "table"))
-        assert table.shape[0] == 29528 and table.nbytes == size
+        arrays = manifest["tables"][variant]["arrays"]
+        assert set(arrays) == ({"table", "scales"} if variant == "int8" else {"table"})
+        assert outside == {name: {"location": f"model.{variant}.data", "offset": str(array["offset"]),
+                                  "length": str(array["length"])} for name, array in arrays.items()}
+        assert all(array["offset"] % 4096 == 0 for array in arrays.values())
+        inside = [t for t in model.graph.initializer if t.data_location != onnx.TensorProto.EXTERNAL]
+        assert max(len(t.raw_data) for t in inside) <= 8
+        loaded = {t.name: onnx.numpy_helper.to_array(t)
+                  for t in onnx.load(str(potion_bundle / f"model.{variant}.onnx")).graph.initializer}
+        assert {name: list(loaded[name].shape) for name in arrays} == {n: a["shape"] for n, a in arrays.items()}
+        end = max(array["offset"] + array["length"] for array in arrays.values())
+        assert end == (potion_bundle / f"model.{variant}.data").stat().st_size
 
 
 def test_potion_tokenizer_and_licence(potion_bundle: Path, potion_source: Path) -> None:
@@ -154,8 +164,10 @@ def test_tiny_manifest_matches_model2vec(tiny_models: TinyModels, spec_id: str) 
     assert manifest["median_token_length"] == model.median_token_length
     assert manifest["unk_id"] == model.unk_token_id
     assert manifest["vocab_size"] == len(model.tokens)
-    assert manifest["extra"]["has_weights"] is (spec.weights is not None)
-    assert manifest["extra"]["has_mapping"] is (spec.mapping is not None)
+    for variant in ALL_VARIANTS:
+        arrays = manifest["tables"][variant]["arrays"]
+        assert ("weights" in arrays) is (spec.weights is not None)
+        assert ("mapping" in arrays) is (spec.mapping is not None)
     assert manifest["extra"]["table_dtype"] == spec.dtype
     tensor_file = next(tiny_models.folder(spec_id).rglob("model.safetensors"))
     assert manifest["source"]["sha256"] == _sha256(tensor_file)
@@ -272,7 +284,10 @@ def test_overwrite_replaces_the_whole_bundle(tiny_models: TinyModels, tmp_path: 
     (out / "stray.txt").write_text("left by someone")
     replaced = export_model(tiny_models.folder("uni-i8-L3"), out, variants=["fp16"], overwrite=True)
     assert replaced == out
-    assert sorted(p.name for p in out.iterdir()) == ["m2v_edge.json", "model.fp16.data", "model.fp16.onnx", "tokenizer.json"]
+    core = ["tokenizer.m2v"] if native.available() else []
+    assert sorted(p.name for p in out.iterdir()) == [
+        "m2v_edge.json", "model.fp16.data", "model.fp16.onnx", "tokenizer.json", *core
+    ]
     assert _manifest(out)["source"]["id"] == "uni-i8-L3"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]
 

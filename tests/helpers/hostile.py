@@ -34,7 +34,7 @@ def install(bundle: Path, name: str, data: bytes) -> Path:
     path.write_bytes(data)
 
     def update(manifest: dict) -> None:
-        for entry in [*manifest["variants"].values(), manifest["tokenizer"]]:
+        for entry in [*manifest["variants"].values(), *manifest.get("tables", {}).values(), manifest["tokenizer"]]:
             if entry["file"] == name:
                 entry.update(sha256=hashlib.sha256(data).hexdigest(), size=len(data))
 
@@ -43,7 +43,8 @@ def install(bundle: Path, name: str, data: bytes) -> Path:
 
 
 def graph_of(bundle: Path, variant: str = "fp32") -> onnx.ModelProto:
-    return onnx.load(str(bundle / f"model.{variant}.onnx"))
+    """A variant's graph as exported: its arrays still references to its data file."""
+    return onnx.load(str(bundle / f"model.{variant}.onnx"), load_external_data=False)
 
 
 def install_graph(bundle: Path, model: onnx.ModelProto, variant: str = "fp32") -> Path:
@@ -52,6 +53,7 @@ def install_graph(bundle: Path, model: onnx.ModelProto, variant: str = "fp32") -
 
 def external(tensor: onnx.TensorProto, location: str | None) -> onnx.TensorProto:
     """Move a tensor's data to an external file reference (no location: only `data_location` is set)."""
+    del tensor.external_data[:]
     tensor.ClearField("raw_data")
     tensor.data_location = TensorProto.EXTERNAL
     if location is not None:
@@ -66,14 +68,17 @@ def external_tensor(name: str, location: str | None = "weights.bin") -> onnx.Ten
 
 
 def refused(bundle: Path, *needles: str, variant: str = "fp32", readers: list[str] | None = None,
-            tokenizer_read: bool = True) -> str:
-    """Load twice (a refused file gets no verification stamp): both must raise BundleError naming `needles`."""
+            tokenizer_read: bool = True, tokenizing: str = "python") -> str:
+    """Load twice (a refused file gets no verification stamp): both must raise BundleError naming `needles`.
+
+    The Python path by default: it reads tokenizer.json (with tokenizers) before the graph, which `readers` records;
+    the native path reads tokenizer.m2v instead (see test_runtime_native_hostile.py)."""
     messages = []
     for _ in range(2):
         if readers is not None:
             readers.clear()
         with pytest.raises(BundleError) as info:
-            EdgeEmbedder(bundle, variant=variant)
+            EdgeEmbedder(bundle, variant=variant, tokenizing=tokenizing)
         messages.append(str(info.value))
         if readers is not None:
             assert readers == (["tokenizers"] if tokenizer_read else []), f"files were read: {readers}"

@@ -221,3 +221,28 @@ def test_package_and_models_commands(
         name: entry["size"] + manifest["tables"][name]["size"] for name, entry in manifest["variants"].items()
     }
     assert row["variants"]["int8"] == sum((bundle / f"model.int8.{ext}").stat().st_size for ext in ("onnx", "data"))
+
+
+def test_package_ships_only_the_variants_asked_for(
+    bundle: Path, tmp_path: Path, site: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from m2v_edge.cli import main
+
+    argv = ["package", str(bundle), "--name", "tiny", "--variants", "int8"]
+    assert main([*argv, "-o", str(tmp_path / "dist")]) == 0
+    assert "variants int8\n" in capsys.readouterr().out
+    (wheel,) = (tmp_path / "dist").glob("*.whl")
+    manifest = json.loads((bundle / MANIFEST_FILE).read_text())
+    expected = {manifest["variants"]["int8"]["file"], manifest["tables"]["int8"]["file"], manifest["tokenizer"]["file"],
+                *(entry["file"] for entry in manifest["licence_files"]), MANIFEST_FILE}
+    assert {name.split("/bundle/", 1)[1] for name in check_record(wheel) if "/bundle/" in name} == expected
+    assert main([*argv, "-o", str(tmp_path / "again")]) == 0
+    assert (tmp_path / "again" / wheel.name).read_bytes() == wheel.read_bytes()  # still reproducible
+    assert wheel.stat().st_size < build_model_wheel(bundle, tmp_path / "all", name="tiny").stat().st_size
+
+    install(wheel, site)
+    embedder = EdgeEmbedder("tiny", profile="generic")
+    assert list(embedder.manifest.variants) == ["int8"] and embedder.variant == "int8"
+    np.testing.assert_array_equal(embedder.encode(TEXTS), EdgeEmbedder(bundle, variant="int8").encode(TEXTS))
+    with pytest.raises(BundleError, match="has no variant 'fp32'; it has int8"):
+        EdgeEmbedder("tiny", variant="fp32")

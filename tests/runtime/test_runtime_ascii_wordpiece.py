@@ -249,8 +249,9 @@ def _batch_ids(bundle: BundleTokenizer, texts: list[str]) -> list[list[int]]:
 def test_a_profile_can_turn_the_fast_path_off(
     potion_bundle: Path, potion_reference, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`ascii_fast_path = false` (the memory-first profiles) sends every text through tokenizers, never parses the
-    file for the fast path, and changes no vector: the batches and their ids are the same."""
+    """Without the native core, `ascii_fast_path = false` (the memory-first profiles) sends every text through
+    tokenizers, never parses the file for the fast path, and changes no vector: the batches and their ids are the
+    same."""
     import dataclasses
 
     import numpy as np
@@ -259,6 +260,7 @@ def test_a_profile_can_turn_the_fast_path_off(
     from m2v_edge.runtime import EdgeEmbedder
 
     texts, reference = potion_reference
+    monkeypatch.setenv("M2V_EDGE_NATIVE", "0")
     zero = load_profile("raspberry-pi-zero-2w")
     assert not zero.encoding.ascii_fast_path
     fast = dataclasses.replace(zero, encoding=dataclasses.replace(zero.encoding, ascii_fast_path=True))

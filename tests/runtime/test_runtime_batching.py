@@ -43,7 +43,7 @@ def test_single_text_path_equals_batch_path(potion_embedder: EdgeEmbedder, potio
     batch = potion_embedder.encode(potion_texts)
     singles = np.concatenate([potion_embedder.encode([t]) for t in potion_texts])
     assert_same_vectors(singles, batch)
-    as_str = np.concatenate([potion_embedder.encode(t) for t in potion_texts[:50]])
+    as_str = np.stack([potion_embedder.encode(t) for t in potion_texts[:50]])
     assert_same_vectors(as_str, batch[:50])
 
 
@@ -107,5 +107,27 @@ def test_output_shapes_and_pymilvus_surface(potion_bundle: Path) -> None:
         for vector, row in zip(vectors, matrix):
             assert vector.dtype == np.float32 and vector.shape == (256,)
             np.testing.assert_array_equal(vector, row)
-    assert embedder.encode("one text").shape == (1, 256)
+    assert embedder.encode("one text").shape == (256,)
+    assert [vector.shape for vector in embedder.encode_documents("one text")] == [(256,)]
     assert embedder.encode(("a", "tuple")).shape == (2, 256)
+
+
+@pytest.mark.parametrize("budget", [1, 7, 64, 4096])
+def test_the_native_batches_equal_the_numpy_ones(budget: int) -> None:
+    """The core's batch planner and numpy's give the same rows, ids and masks (token counts 0 to 40, repeated)."""
+    from m2v_edge.runtime import native
+    from m2v_edge.runtime.batching import numpy_batches
+    from m2v_edge.runtime.token_batch import TokenBatch
+
+    rng = np.random.default_rng(budget)
+    lengths = rng.integers(0, 41, size=500).astype(np.int64)
+    lengths[::50] = 0
+    ids = rng.integers(0, 1000, size=int(lengths.sum())).astype(np.int64)
+    tokens = TokenBatch(ids, np.cumsum(lengths) - lengths, lengths)
+    expected = list(numpy_batches(tokens, budget))
+    got = list(native.batches(tokens, budget))
+    assert len(got) == len(expected) and sum(len(rows) for rows, _, _ in got) == int((lengths > 0).sum())
+    for (rows, batch_ids, mask), (want_rows, want_ids, want_mask) in zip(got, expected):
+        np.testing.assert_array_equal(rows, want_rows)
+        np.testing.assert_array_equal(batch_ids, want_ids)
+        np.testing.assert_array_equal(mask, want_mask)

@@ -87,9 +87,10 @@ def test_missing_model_file(bundle: Path) -> None:
 
 
 def test_missing_tokenizer(bundle: Path) -> None:
+    """tokenizer.json is what the python and tokenizers paths read (the native path reads tokenizer.m2v)."""
     (bundle / "tokenizer.json").unlink()
     with pytest.raises(BundleError, match="tokenizer.json"):
-        EdgeEmbedder(bundle, variant="fp32")
+        EdgeEmbedder(bundle, variant="fp32", tokenizing="python")
 
 
 def test_tampered_model_file_same_size(bundle: Path) -> None:
@@ -120,7 +121,7 @@ def test_tampered_tokenizer_same_size(bundle: Path) -> None:
     assert '"fox"' in text
     path.write_text(text.replace('"fox"', '"fix"', 1), encoding="utf-8")
     with pytest.raises(BundleError) as info:
-        EdgeEmbedder(bundle, variant="fp32")
+        EdgeEmbedder(bundle, variant="fp32", tokenizing="tokenizers")
     assert str(path) in str(info.value)
 
 

@@ -1,7 +1,7 @@
 """Hostile ONNX graphs are refused before onnxruntime reads them, with a message naming the file and the fix.
 
 Each graph is built with the `onnx` package and installed into a private copy of a tiny bundle with its manifest
-entry updated, so the sha256 check passes and the content checks (`m2v_edge.bundle_checks` on the stdlib scanner
+entry updated, so the sha256 check passes and the content checks (`m2v_edge.bundle.checks` on the stdlib scanner
 `m2v_edge.onnx_scan`) are what refuses it; `readers` shows that onnxruntime was never handed the file.
 onnxruntime 1.17 (the oldest the bundles target) reads `../` and symlinked external data without a word, which is
 why m2v-edge refuses external data itself.
@@ -103,7 +103,7 @@ def test_external_data_hidden_anywhere_in_the_file_is_found(bundle: Path, reader
     refused(bundle, str(path), "external file", "'weights.bin'", FIX, readers=readers)
 
 
-# ----------------------------------------------------------------------------- the table file (format 2)
+# ----------------------------------------------------------------------------- the data file (format 3)
 
 
 def _own_graph(bundle: Path, variant: str = "fp32") -> onnx.ModelProto:
@@ -123,11 +123,11 @@ def _set_external(tensor: onnx.TensorProto, **entries: str) -> None:
 @pytest.mark.parametrize(
     ("case", "note"),
     [
-        ("offset", "not as the whole of the table"),
-        ("length", "not as the whole of the table"),
+        ("offset", "not as the manifest lays out its arrays"),
+        ("length", "not as the manifest lays out its arrays"),
         ("second-location", "through '..'"),  # a second location entry, which onnxruntime would follow
         ("other-tensor", "'zero'"),
-        ("other-variant", "int8 variant's table file"),
+        ("other-variant", "int8 variant's data file"),
     ],
 )
 def test_only_the_table_may_use_the_table_file(bundle: Path, readers: list[str], case: str, note: str) -> None:
@@ -148,6 +148,15 @@ def test_only_the_table_may_use_the_table_file(bundle: Path, readers: list[str],
         _set_external(table, location="model.int8.data", offset="0", length=size)
     path = install_graph(bundle, model)
     refused(bundle, str(path), "external file", note, FIX, readers=readers)
+
+
+def test_arrays_kept_inside_the_graph_are_refused_in_format_3(bundle: Path, readers: list[str]) -> None:
+    """A format-3 graph gathers from its data file only: arrays inside it would not be the ones the manifest lays out
+    (and a reader of the data file would pool other vectors)."""
+    model = onnx.load(str(bundle / "model.int8.onnx"))  # the data file's arrays read into the graph
+    path = install_graph(bundle, model, variant="int8")
+    refused(bundle, str(path), "reads [] from model.int8.data and ['scales', 'table'] from inside the graph",
+            "lays out ['scales', 'table']", variant="int8", readers=readers)
 
 
 @pytest.mark.parametrize("damage", ["truncated", "flipped-byte", "missing", "symlink-out", "renamed-in-manifest"])

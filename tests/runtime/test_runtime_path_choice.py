@@ -81,9 +81,9 @@ def test_the_race_picks_the_path_that_is_faster_here(
 
 
 def test_vectors_do_not_depend_on_the_race(potion_bundle: Path, debian_texts: list[str], monkeypatch) -> None:
-    plain = EdgeEmbedder(potion_bundle, variant="int8")
+    plain = EdgeEmbedder(potion_bundle, variant="int8", tokenizing="python")
     monkeypatch.setattr(tokens_module, "usable_cpus", lambda: 8)
-    racing = EdgeEmbedder(potion_bundle, variant="int8")
+    racing = EdgeEmbedder(potion_bundle, variant="int8", tokenizing="python")
     assert racing._tokenizer.path_choice.winner is None
     expected = plain.encode(debian_texts)
     for _ in range(2):  # during the race, then with the winner
@@ -93,9 +93,9 @@ def test_vectors_do_not_depend_on_the_race(potion_bundle: Path, debian_texts: li
 
 def test_threads_racing_at_once_get_the_same_vectors(potion_bundle: Path, debian_texts: list[str], monkeypatch) -> None:
     batches = [debian_texts[i::40][:400] for i in range(8)]  # 200 queries and 200 documents: 78k-94k characters each
-    expected = [EdgeEmbedder(potion_bundle, variant="fp32").encode(batch) for batch in batches]
+    expected = [EdgeEmbedder(potion_bundle, variant="fp32", tokenizing="python").encode(batch) for batch in batches]
     monkeypatch.setattr(tokens_module, "usable_cpus", lambda: 8)
-    racing = EdgeEmbedder(potion_bundle, variant="fp32")
+    racing = EdgeEmbedder(potion_bundle, variant="fp32", tokenizing="python")
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(racing.encode, batches * 3))
     assert racing._tokenizer.path_choice.winner is not None  # the race ran, and ended, among the threads

@@ -78,7 +78,7 @@ def check_alone_and_in_batches(pair: Pair, texts: list[str], position: int) -> N
     for index, text in enumerate(texts):
         alone = pair.edge.encode([text])
         np.testing.assert_allclose(batch[index : index + 1], alone, **SAME)
-        np.testing.assert_array_equal(pair.edge.encode(text), alone)  # a plain string is one text
+        np.testing.assert_array_equal(pair.edge.encode(text), alone[0])  # a plain string gives one 1-D vector
     if texts:
         target, at = texts[position % len(texts)], position % (len(texts) + 1)
         moved = [*texts[:at], target, *texts[at:]]  # the same text again, elsewhere in the batch
@@ -120,4 +120,4 @@ def potion_variants(potion_bundle: Path) -> dict[str, EdgeEmbedder]:
 def test_every_variant_gives_finite_float32_vectors(potion_variants: dict[str, EdgeEmbedder], text: str) -> None:
     for embedder in potion_variants.values():
         out = embedder.encode(text)
-        assert out.shape == (1, 256) and out.dtype == np.float32 and np.isfinite(out).all()
+        assert out.shape == (256,) and out.dtype == np.float32 and np.isfinite(out).all()

@@ -31,17 +31,17 @@ from typing import Any
 import numpy as np
 import pytest
 from helpers.tiny_models import CORPUS, prefix_merges
+from model2vec import StaticModel
 from safetensors.numpy import save_file
 from tokenizers import AddedToken, Regex, Tokenizer, models, normalizers, pre_tokenizers
 
 import m2v_edge.runtime.tokens as tokens_module
 from m2v_edge.device_profiles import load_profile
 from m2v_edge.export import export_model
-from m2v_edge.runtime import EdgeEmbedder
+from m2v_edge.bundle import read_manifest
+from m2v_edge.errors import BundleError
+from m2v_edge.runtime import EdgeEmbedder, native
 from m2v_edge.runtime.tokens import BundleTokenizer
-
-model2vec = pytest.importorskip("model2vec")
-StaticModel = model2vec.StaticModel
 
 SURROGATES = re.compile("[\ud800-\udfff]")
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -211,11 +211,6 @@ def write_model(
     return folder
 
 
-def profile(*, fast: bool):
-    generic = load_profile("generic")
-    return dataclasses.replace(generic, encoding=dataclasses.replace(generic.encoding, ascii_fast_path=fast))
-
-
 def max_rel(out: np.ndarray, ref: np.ndarray) -> float:
     """Largest |out - ref| of a row divided by max(1, largest |ref| of the row), over all rows."""
     if not len(ref):
@@ -224,43 +219,57 @@ def max_rel(out: np.ndarray, ref: np.ndarray) -> float:
     return float((diff / np.maximum(1.0, np.abs(ref).max(axis=1, keepdims=True))).max())
 
 
+PATHS = ("native", "python", "tokenizers")
+
+
 def check(
     folder: Path,
     texts: list[str],
     *,
     fast_path: bool | None,
+    native_core: bool,
     tol: float = 1e-5,
     token_budget: int | None = None,
     single: int | None = None,
 ) -> EdgeEmbedder:
-    """Export `folder`, encode `texts` with the fast path on and off (batch and one text per call) and compare with
-    model2vec; compare the token ids with tokenizers'. `fast_path`: whether the fast path must be in use (None: any).
-    `single`: how many texts to also encode one per call (default all). Returns the fast-path-on embedder."""
+    """Export `folder`, encode `texts` on every tokenizing path (batch and one text per call) and compare with
+    model2vec; compare each path's token ids with tokenizers'. `fast_path`: whether the Python path takes the ASCII
+    fast path (None: any). `native_core`: whether the export must have chosen the native core (where the core is
+    available here). `single`: how many texts to also encode one per call (default all). Returns the Python path's
+    embedder."""
     reference = np.asarray(StaticModel.from_pretrained(folder).encode(reference_texts(texts)), dtype=np.float64)
     bundle = export_model(folder, folder.parent / f"{folder.name}-bundle", variants=("fp32",))
-    embedders = {
-        fast: EdgeEmbedder(bundle, variant="fp32", profile=profile(fast=fast), token_budget=token_budget)
-        for fast in (True, False)
-    }
+    decision = read_manifest(bundle).core_tokenizer
+    expect_native = native_core and native.available()
+    assert (decision.file is not None) == expect_native, decision.reason
+    embedders = {}
+    for path in PATHS:
+        if path == "native" and not expect_native:
+            with pytest.raises(BundleError, match="cannot use the native core"):
+                EdgeEmbedder(bundle, variant="fp32", tokenizing="native")
+            continue
+        embedders[path] = EdgeEmbedder(bundle, variant="fp32", tokenizing=path, token_budget=token_budget)
+        if path != "python":  # the python path is tokenizers itself where the fast path does not apply
+            assert embedders[path].tokenizing == path
     if fast_path is not None:
-        assert (embedders[True]._tokenizer.fast_path is not None) == fast_path
-    assert embedders[False]._tokenizer.fast_path is None
+        assert (embedders["python"]._tokenizer.fast_path is not None) == fast_path
+    assert embedders["tokenizers"]._tokenizer.fast_path is None
     ref_zero = ~reference.any(axis=1)
     some = slice(None) if single is None else slice(0, single)
-    for fast, embedder in embedders.items():
+    for path, embedder in embedders.items():
         out = embedder.encode(texts)
         assert out.dtype == np.float32 and out.shape == reference.shape
         assert np.isfinite(out).all()
-        assert np.array_equal(~out.any(axis=1), ref_zero), f"zero rows differ (fast path {fast})"
-        assert max_rel(out, reference) <= tol, f"batch, fast path {fast}: {max_rel(out, reference)}"
-        one = np.concatenate([embedder.encode(text) for text in texts[some]]) if texts[some] else out[:0]
-        assert max_rel(one, reference[some]) <= tol, f"one text per call, fast path {fast}"
-    check_ids(bundle, texts[:400])
-    return embedders[True]
+        assert np.array_equal(~out.any(axis=1), ref_zero), f"zero rows differ ({path})"
+        assert max_rel(out, reference) <= tol, f"batch, {path}: {max_rel(out, reference)}"
+        one = np.vstack([embedder.encode(text) for text in texts[some]]) if texts[some] else out[:0]
+        assert max_rel(one, reference[some]) <= tol, f"one text per call, {path}"
+    check_ids(bundle, texts[:400], [embedder._tokenizer for embedder in embedders.values()])
+    return embedders["python"]
 
 
-def check_ids(bundle: Path, texts: list[str]) -> None:
-    """`BundleTokenizer` ids (batch and one text) equal tokenizers' on the texts as the embedder cuts them."""
+def check_ids(bundle: Path, texts: list[str], paths: list[Any]) -> None:
+    """Each path's ids (batch and one text) equal tokenizers' on the texts as the embedder cuts them."""
     manifest = json.loads((bundle / "m2v_edge.json").read_text())
     max_length = manifest["max_length"]
     limit = None if max_length is None else max_length * manifest["median_token_length"]
@@ -269,10 +278,10 @@ def check_ids(bundle: Path, texts: list[str]) -> None:
     tokenizer.no_padding()
     tokenizer.no_truncation() if max_length is None else tokenizer.enable_truncation(max_length)
     expected = [e.ids for e in tokenizer.encode_batch_fast(cut, add_special_tokens=False)]
-    ours = BundleTokenizer(bundle / "tokenizer.json", max_length)
-    batch = ours.tokenize(cut)
-    assert [batch.ids[o : o + n].tolist() for o, n in zip(batch.offsets, batch.lengths)] == expected
-    assert [list(ours.tokenize_one(text)) for text in cut] == expected
+    for ours in paths:
+        batch = ours.tokenize(cut)
+        assert [batch.ids[o : o + n].tolist() for o, n in zip(batch.offsets, batch.lengths)] == expected, ours
+        assert [list(ours.tokenize_one(text)) for text in cut] == expected, ours
 
 
 # --- WordPiece behind BertPreTokenizer: the fast path's pipelines ----------------------------------------------
@@ -291,7 +300,7 @@ def test_every_bert_normalizer_setting(tmp_path, clean_text, handle_chinese_char
         lowercase=lowercase,
     )
     folder = write_model(tmp_path / "m", wordpiece(normalizer), {"normalize": True, "max_length": 16})
-    check(folder, TEXTS, fast_path=True, single=60)
+    check(folder, TEXTS, fast_path=True, native_core=True, single=60)
 
 
 FAST_PIPELINES = {
@@ -318,7 +327,7 @@ FAST_PIPELINES = {
 @pytest.mark.parametrize("case", sorted(FAST_PIPELINES))
 def test_fast_path_pipelines(tmp_path, case) -> None:
     folder = write_model(tmp_path / "m", FAST_PIPELINES[case](), {"normalize": False, "max_length": 12})
-    check(folder, TEXTS, fast_path=True, single=60)
+    check(folder, TEXTS, fast_path=True, native_core=True, single=60)
 
 
 OTHER_PIPELINES = {
@@ -349,17 +358,26 @@ OTHER_PIPELINES = {
 }
 
 
+NOT_NATIVE = {
+    "regex-replace", "bytelevel-pre", "bytelevel-bpe-prefix-space", "bytelevel-bpe-no-prefix-space",
+    "bpe-byte-fallback", "bpe-ignore-merges", "bpe-split-regex", "bpe-no-unk-nfkc", "unigram-first", "wordlevel",
+}
+"""The pipelines the native core does not reproduce (regular expressions, byte-level, BPE, WordLevel, Metaspace's
+"first" scheme): their bundles tokenize through tokenizers."""
+
+
 @pytest.mark.parametrize("case", sorted(OTHER_PIPELINES))
 def test_other_pipelines_through_tokenizers(tmp_path, case) -> None:
     folder = write_model(tmp_path / "m", OTHER_PIPELINES[case](), {"normalize": True, "max_length": 12})
-    check(folder, [*TEXTS, "<|endoftext|>", "a<|endoftext|>b", "<0x41>"], fast_path=False, single=60)
+    check(folder, [*TEXTS, "<|endoftext|>", "a<|endoftext|>b", "<0x41>"], fast_path=False,
+          native_core=case not in NOT_NATIVE, single=60)
 
 
 def test_unk_token_missing_from_the_vocabulary(tmp_path) -> None:
     """tokenizers fails on an unknown word when WordPiece's unk token is not in the vocabulary; model2vec raises, so
     m2v-edge must raise too, not return a vector; texts of known words match."""
     folder = write_model(tmp_path / "m", wordpiece(unk_in_vocab=False), {"normalize": True})
-    embedder = check(folder, ["the quick fox", "a fast web server", ""], fast_path=False)
+    embedder = check(folder, ["the quick fox", "a fast web server", ""], fast_path=False, native_core=False)
     with pytest.raises(Exception, match="UNK|unk|[Uu]nknown"):
         StaticModel.from_pretrained(folder).encode(["the ☃ fox"])
     with pytest.raises(Exception, match="UNK|unk|[Uu]nknown"):
@@ -394,7 +412,7 @@ def test_added_tokens_of_every_kind(tmp_path, lowercase, clean_text) -> None:
     tokenizer = wordpiece(normalizers.BertNormalizer(clean_text=clean_text, lowercase=lowercase))
     tokenizer.add_tokens(ADDED)
     folder = write_model(tmp_path / "m", tokenizer, {"normalize": True, "max_length": 8})
-    embedder = check(folder, [*ADDED_TEXTS, *TEXTS[:40]], fast_path=True)
+    embedder = check(folder, [*ADDED_TEXTS, *TEXTS[:40]], fast_path=True, native_core=True)
     taken, _ = embedder._tokenizer.fast_path.partition(ADDED_TEXTS)
     assert ADDED_TEXTS.index("plain text") in taken  # the fast path still takes texts without added tokens
 
@@ -406,7 +424,7 @@ def test_padding_and_truncation_sections_are_ignored(tmp_path) -> None:
                        "pad_type_id": 1, "pad_token": "[PAD]"}
     spec["truncation"] = {"direction": "Left", "max_length": 3, "strategy": "OnlySecond", "stride": 1}
     folder = write_model(tmp_path / "m", json.dumps(spec), {"normalize": False, "max_length": 6})
-    check(folder, TEXTS, fast_path=True, single=60)
+    check(folder, TEXTS, fast_path=True, native_core=True, single=60)
 
 
 # --- model configs, tensors, lengths --------------------------------------------------------------------------
@@ -430,7 +448,7 @@ def test_character_cut_and_token_limit(tmp_path, max_length) -> None:
     folder = write_model(tmp_path / "m", wordpiece(), {"normalize": True, "max_length": max_length},
                          weights=np.float32, mapping=np.int64)
     median = StaticModel.from_pretrained(folder).median_token_length
-    check(folder, [*_boundary_texts(max_length, median), *TEXTS], fast_path=True, single=80)
+    check(folder, [*_boundary_texts(max_length, median), *TEXTS], fast_path=True, native_core=True, single=80)
 
 
 TENSOR_CASES = {
@@ -451,7 +469,7 @@ def test_tensor_and_config_shapes(tmp_path, case) -> None:
     options = dict(TENSOR_CASES[case])
     config = options.pop("config")
     folder = write_model(tmp_path / "m", wordpiece(), {**config, "max_length": 16}, **options)
-    check(folder, TEXTS, fast_path=True, single=40)
+    check(folder, TEXTS, fast_path=True, native_core=True, single=40)
 
 
 def test_many_texts_over_several_chunks(tmp_path) -> None:
@@ -461,7 +479,7 @@ def test_many_texts_over_several_chunks(tmp_path) -> None:
     pool = [*TEXTS, *CORPUS, " ".join(CORPUS), "", "", "x" * 3000]
     texts = [pool[int(i)] for i in rng.integers(0, len(pool), size=2600)]
     texts += [TEXTS[0]] * 30
-    check(folder, texts, fast_path=True, token_budget=64, single=0)
+    check(folder, texts, fast_path=True, native_core=True, token_budget=64, single=0)
 
 
 def test_the_tokenizers_race_forced_on(tmp_path, monkeypatch) -> None:
@@ -469,7 +487,7 @@ def test_the_tokenizers_race_forced_on(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(tokens_module, "RACE_MIN_CPUS", 1)
     folder = write_model(tmp_path / "m", wordpiece(), {"normalize": True, "max_length": 64})
     texts = [" ".join(CORPUS[i % len(CORPUS) :] + CORPUS[: i % len(CORPUS)])[: 300 + i % 200] for i in range(3000)]
-    embedder = check(folder, texts, fast_path=True, single=0)
+    embedder = check(folder, texts, fast_path=True, native_core=True, single=0)
     rates = embedder._tokenizer.path_choice.rates()
     assert rates["fast"] > 0 and rates["tokenizers"] > 0  # both paths really ran
 
@@ -497,4 +515,4 @@ def test_many_added_tokens_keep_the_fast_path(tmp_path) -> None:
     tokenizer.add_tokens([AddedToken(content, normalized=True) for content in multi])
     folder = write_model(tmp_path / "m", tokenizer, {"normalize": True})
     texts = [line + " " + CORPUS[(i * 7) % len(CORPUS)] for i, line in enumerate(CORPUS * 40)]
-    check(folder, texts[:200] + multi[:20], fast_path=True, single=20)
+    check(folder, texts[:200] + multi[:20], fast_path=True, native_core=True, single=20)

@@ -1,0 +1,123 @@
+/* One text to ids, in tokenizers' order: added tokens found in the raw text; each stretch between them
+ * normalized on its own; added tokens found in the normalized stretch; the rest pre-tokenized; each pre-token
+ * through the model. Ids stop at `limit` (truncation keeps the first ones; unknown ids are kept, as tokenizers
+ * gives them: the pooling drops them after truncating, as model2vec does). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "m2v_core.h"
+
+static int push(m2v_ids *out, int64_t id) {
+    if (M2V_RESERVE(out, 1)) return -1;
+    out->data[out->len++] = id;
+    return 0;
+}
+
+/* One pre-token through the model, from the thread's cache when it was seen before. */
+static int encode_piece(const m2v_vocab *v, m2v_work *w, const uint8_t *piece, size_t n, m2v_ids *out) {
+    if (w->cache == NULL) w->cache = calloc(1, sizeof(m2v_piece_cache)); /* none: no caching, same ids */
+    uint32_t count;
+    const int64_t *cached = w->cache ? m2v_piece_cache_find(w->cache, piece, n, &count) : NULL;
+    if (cached != NULL) {
+        if (M2V_RESERVE(out, count)) return -1;
+        memcpy(out->data + out->len, cached, count * sizeof(int64_t));
+        out->len += count;
+        return 0;
+    }
+    size_t before = out->len;
+    int status = v->model.kind == M2V_MODEL_WORDPIECE ? m2v_wordpiece(v, piece, n, out) : m2v_unigram(v, w, piece, n, out);
+    if (status == 0 && w->cache != NULL) {
+        m2v_piece_cache_put(w->cache, piece, n, out->data + before, (uint32_t)(out->len - before));
+    }
+    return status;
+}
+
+/* Normalized text (w->utf8): its added tokens, then the model on the pre-tokens of the stretches between. */
+static int encode_normalized(const m2v_vocab *v, m2v_work *w, size_t first, int64_t limit, m2v_ids *out) {
+    m2v_span whole = {0, (uint32_t)w->utf8.len, -1};
+    const m2v_span *stretches = &whole;
+    size_t count = 1;
+    if (v->added_normalized.count) {
+        if (m2v_split_added(v, &v->added_normalized, w->utf8.data, w->utf8.len, &w->stretches)) return -1;
+        stretches = w->stretches.data;
+        count = w->stretches.len;
+    }
+    for (size_t s = 0; s < count && (int64_t)(out->len - first) < limit; s++) {
+        if (stretches[s].added >= 0) {
+            if (push(out, v->added[2 * stretches[s].added])) return -1;
+            continue;
+        }
+        if (m2v_pretokenize(v, w, w->utf8.data + stretches[s].start, stretches[s].len)) return -1;
+        for (size_t p = 0; p < w->pieces.len && (int64_t)(out->len - first) < limit; p++) {
+            const uint8_t *piece = w->arena.data + w->pieces.data[p].start;
+            size_t n = w->pieces.data[p].len;
+            if (encode_piece(v, w, piece, n, out)) return -1;
+        }
+    }
+    return 0;
+}
+
+/* The one-pass path for ASCII text through (Bert-like normalizer) + BertPreTokenizer + WordPiece; 1 when it did
+ * the text, 0 when the text needs the general path (a non-ASCII byte, or one that starts a raw added token). */
+static int encode_ascii_wordpiece(const m2v_vocab *v, m2v_work *w, const uint8_t *text, size_t n, int64_t limit,
+                                  m2v_ids *out, int *status) {
+    for (size_t i = 0; i < n; i++) {
+        if (text[i] >= 0x80 || v->added_first[text[i]]) return 0;
+    }
+    size_t first = out->len;
+    *status = 0;
+    if (M2V_RESERVE(&w->arena, n)) {
+        *status = -1;
+        return 1;
+    }
+    uint8_t *word = w->arena.data;
+    size_t length = 0;
+    for (size_t i = 0; i < n && (int64_t)(out->len - first) < limit; i++) {
+        uint16_t c = v->ascii_map[text[i]];
+        if (c >= 128) continue; /* deleted */
+        uint8_t kind = v->ascii_class[c];
+        if (kind == 0) {
+            word[length++] = (uint8_t)c;
+            continue;
+        }
+        if (length && m2v_wordpiece(v, word, length, out)) goto fail;
+        length = 0;
+        if (kind == 2 && (int64_t)(out->len - first) < limit) {
+            uint8_t punctuation = (uint8_t)c;
+            if (m2v_wordpiece(v, &punctuation, 1, out)) goto fail;
+        }
+    }
+    if (length && (int64_t)(out->len - first) < limit && m2v_wordpiece(v, word, length, out)) goto fail;
+    if ((int64_t)(out->len - first) > limit) out->len = first + (size_t)limit;
+    return 1;
+fail:
+    *status = -1;
+    return 1;
+}
+
+int m2v_encode(const m2v_vocab *v, m2v_work *w, const uint8_t *text, size_t n, int64_t limit, m2v_ids *out) {
+    size_t first = out->len;
+    if (limit <= 0 || n == 0) return 0;
+    int status;
+    if (v->ascii_wordpiece && encode_ascii_wordpiece(v, w, text, n, limit, out, &status)) return status;
+    if (n > UINT32_MAX / 8) return -1;
+    m2v_span whole = {0, (uint32_t)n, -1};
+    const m2v_span *segments = &whole;
+    size_t count = 1;
+    if (v->added_raw.count) {
+        if (m2v_split_added(v, &v->added_raw, text, n, &w->segments)) return -1;
+        segments = w->segments.data;
+        count = w->segments.len;
+    }
+    for (size_t s = 0; s < count && (int64_t)(out->len - first) < limit; s++) {
+        m2v_span segment = segments[s];
+        if (segment.added >= 0) {
+            if (push(out, v->added[2 * segment.added])) return -1;
+            continue;
+        }
+        if (m2v_normalize(v, w, text + segment.start, segment.len)) return -1;
+        if (encode_normalized(v, w, first, limit, out)) return -1;
+    }
+    if ((int64_t)(out->len - first) > limit) out->len = first + (size_t)limit;
+    return 0;
+}
