@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: demo test test-arm64 bench bench-smoke quality dist clean
+.PHONY: demo test test-arm64 fuzz bench bench-smoke quality dist clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -19,14 +19,26 @@ comma := ,
 demo: $(VENV)/.installed-export+milvus
 	$(PY) scripts/demo.py
 
+# The whole suite, then the parity suite again with the native core turned off (the tokenizers and pure-Python
+# paths alone must give model2vec's vectors wherever the core is missing).
+CORE_OFF_TESTS := tests/runtime/test_runtime_parity.py tests/runtime/test_runtime_multilingual_parity.py \
+	tests/runtime/test_runtime_unseen_tokenizers.py tests/test_compat_dropin.py
+
 test: $(VENV)/.installed-dev+milvus
 	$(PY) -m pytest
+	M2V_EDGE_NATIVE=0 $(PY) -m pytest -q $(CORE_OFF_TESTS)
 
 # The runtime tests and the aarch64-vs-x86-64 parity check inside an emulated Debian bookworm arm64 (qemu user
 # mode). The root and the aarch64 wheels are built once into .cache/arm64/ and reused; delete that folder to
 # rebuild. Installs qemu-user-static and debootstrap with apt-get if they are missing (needs root).
 test-arm64: $(VENV)/.installed-dev+milvus
 	HOST_PYTHON=$(abspath $(PY)) bash scripts/arm64/run_tests.sh
+
+# libFuzzer on the native core (fuzz/): the tokenizer-file loader, texts given to real tokenizer files, the pooler;
+# FUZZ_SECONDS per harness. A crash, sanitizer report or failed check fails it (fuzz/run.sh; installs clang if missing).
+FUZZ_SECONDS ?= 60
+fuzz: $(VENV)/.installed-dev+milvus
+	PYTHON=$(abspath $(PY)) bash fuzz/run.sh $(FUZZ_SECONDS)
 
 bench: $(VENV)/.installed-dev+bench
 	$(PY) -m bench
