@@ -138,7 +138,7 @@ def _sync(args: argparse.Namespace) -> int:
         finally:
             syncer.close()
             bar.close()
-    for repair in report.repairs:
+    for repair in report.repairs if not args.watch else ():  # --watch printed them pass by pass
         if repair.found_anything:
             print(_repair_line(repair))
     rate = (report.upserted + report.deleted) / report.seconds if report.seconds > 0 else 0.0

@@ -139,6 +139,11 @@ class Syncer:
     def run(self) -> SyncReport:
         """Sync until nothing is waiting (rows written meanwhile are included); raise when retries run out."""
         report = SyncReport()
+        self._run(report)
+        return report
+
+    def _run(self, report: SyncReport) -> None:
+        """`run`, counting into `report` as it goes: a sync that fails half-way leaves what it did there."""
         start = time.perf_counter()
         with self._locked():
             try:
@@ -158,10 +163,12 @@ class Syncer:
                 report.seconds = time.perf_counter() - start
             self.outbox.drop_sent_vectors()
             self.outbox.reclaim()
-        return report
 
     def watch(self, *, interval: float = 2.0, on_pass: Callable[[SyncReport], None] | None = None) -> SyncReport:
-        """Keep syncing as rows arrive until `stop` is set; unreachable-server spells are waited out, not fatal."""
+        """Keep syncing as rows arrive until `stop` is set; unreachable-server spells are waited out, not fatal.
+
+        `on_pass` gets the report of each pass that did something; the returned total also counts passes that
+        failed half-way."""
         if self.stop is None:
             raise ValueError("watch needs a stop event")
         total = SyncReport()
@@ -171,9 +178,12 @@ class Syncer:
                 try:
                     if self.outbox.count_waiting() or time.monotonic() - last_look >= WATCH_CHECK_EVERY:
                         self._identity = None  # look at the collection again: recreated? restored? restarted?
-                        report = self.run()
+                        report = SyncReport()
+                        try:
+                            self._run(report)
+                        finally:
+                            total.add(report)
                         last_look = time.monotonic()
-                        total.add(report)
                         if on_pass is not None and (report.batches or report.repairs):
                             on_pass(report)
                 except SyncInterrupted:

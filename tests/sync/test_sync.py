@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -230,7 +231,10 @@ def test_watch_syncs_new_rows_as_they_arrive_and_stops_cleanly(
         if watcher.poll() is None:
             watcher.kill()
             watcher.wait()
-    assert "synced 800 rows and 1 deletions" in log.read_text()
+    # every write counted, the one of the pass the outage cut short too (a pass may send again what a restarted
+    # server lost: exactness is checked on the collection itself)
+    upserted, deleted = map(int, re.search(r"synced (\d+) rows and (\d+) deletions to", log.read_text()).groups())
+    assert upserted >= 800 and deleted >= 1, log.read_text()
     assert_collection_matches(lite_server.uri, collection_name, outbox_path)
 
 
