@@ -153,7 +153,8 @@ class StandaloneServer(ServerProcess):
     COMPONENTS = ("rootCoord", "proxy", "queryCoord", "queryNode", "indexCoord", "indexNode", "dataCoord", "dataNode")
 
     def __init__(self, data_dir: Path, port: int | None = None) -> None:
-        super().__init__(data_dir, port or free_port(), ready_timeout=300)  # a restart after SIGKILL: 16-27 s, 150+ s seen under load
+        # a restart after SIGKILL takes 16-27 s; more than 300 s was seen on a loaded machine
+        super().__init__(data_dir, port or free_port(), ready_timeout=900)
 
     def command(self) -> list[str]:
         cmd = [str(BIN / "milvus-server"), "--data", str(self.data_dir), "--proxy-port", str(self.port)]
@@ -167,10 +168,18 @@ class StandaloneServer(ServerProcess):
         for pid in pids:
             Path(f"/tmp/milvus/server_id_{pid}").unlink(missing_ok=True)
 
+    ETCD_PORTS = (2379, 2380)
+    """The embedded etcd always takes these."""
+    ETCD_WAIT = 900
+    """Seconds to wait for another Milvus standalone on this machine (another test run) to free the etcd ports."""
+
     def start(self, *, wait: bool = True) -> None:
-        for port in (2379, 2380):  # the embedded etcd always takes these
-            if port_open(port):
-                raise RuntimeError(f"port {port} is taken (another etcd or Milvus?); cannot start {self.name}")
+        deadline = time.monotonic() + self.ETCD_WAIT
+        while taken := [port for port in self.ETCD_PORTS if port_open(port)]:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"port {taken[0]} is still taken after {self.ETCD_WAIT}s (another etcd or Milvus?); "
+                                   f"cannot start {self.name}")
+            time.sleep(1)
         super().start(wait=wait)
 
     def is_ready(self) -> bool:
