@@ -48,3 +48,19 @@ class InputRecordsError(M2VEdgeError):
 
 class MilvusUnavailableError(MilvusSyncError):
     """Milvus could not be reached or kept failing until the retry budget ran out; rows stay pending."""
+
+
+class ZeroVectorQueryError(M2VEdgeError):
+    """A search query embeds to the zero vector (the model knows none of its tokens): no hit would mean anything."""
+
+
+class MilvusRowError(MilvusSyncError):
+    """Milvus refused the rows of a write for what they hold (not for the connection or the collection).
+
+    `certain` is True when Milvus or pymilvus said so explicitly (an input error); otherwise the sync finds out
+    which rows it refuses by sending smaller parts of the batch.
+    """
+
+    def __init__(self, message: str, *, certain: bool = False) -> None:
+        super().__init__(message)
+        self.certain = certain

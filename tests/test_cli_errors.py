@@ -104,6 +104,21 @@ CASES = [
     ("delete-no-ids", ["delete", "--outbox", "GARBAGE"], "required: ID", USAGE),
     ("delete-missing-outbox", ["delete", "--outbox", "MISSING", "a"], "does not exist", INPUT),
     ("delete-foreign-outbox", ["delete", "--outbox", "GARBAGE", "a"], "is not an m2v-edge outbox", INPUT),
+    ("search-outbox-and-milvus", ["search", "--bundle", "BUNDLE", "--outbox", "GARBAGE", "--uri", "LITE",
+                                  "--collection", "c", "q"], "give either --outbox (offline search) or both", INPUT),
+    ("search-foreign-outbox", ["search", "--bundle", "BUNDLE", "--outbox", "GARBAGE", "q"],
+     "is not an m2v-edge outbox", INPUT),
+    ("ingest-bad-kiosk-id", ["ingest", "--bundle", "BUNDLE", "--outbox", "NEW", "--kiosk-id", "a:b", "RECORDS"],
+     "invalid kiosk id 'a:b'", INPUT),
+    ("reembed-no-bundle", ["reembed", "--outbox", "GARBAGE"], "required: --bundle", USAGE),
+    ("reembed-missing-outbox", ["reembed", "--outbox", "MISSING", "--bundle", "BUNDLE"], "does not exist", INPUT),
+    ("reembed-foreign-outbox", ["reembed", "--outbox", "GARBAGE", "--bundle", "BUNDLE"],
+     "is not an m2v-edge outbox", INPUT),
+    ("vacuum-missing-outbox", ["vacuum", "--outbox", "MISSING"], "does not exist", INPUT),
+    ("vacuum-foreign-outbox", ["vacuum", "--outbox", "GARBAGE"], "is not an m2v-edge outbox", INPUT),
+    ("alias-no-alias", ["alias", "--uri", "LITE", "--collection", "c"], "required: --alias", USAGE),
+    ("alias-missing-database", ["alias", "--uri", "LITE", "--collection", "c", "--alias", "a"],
+     "does not exist; run 'm2v-edge sync' first", INPUT),
 ]
 VERBOSE = sorted({case[1][0] for case in CASES if case[3] == INPUT})
 """One `--verbose` run per command that has input errors: the first such case of each."""

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from m2v_edge.commands import embed, models, profile, sync
+from m2v_edge.commands import embed, fleet, models, profile, search, sync
 
-COMMAND_GROUPS = (embed.register, models.register, profile.register, sync.register)
+COMMAND_GROUPS = (embed.register, models.register, profile.register, sync.register, search.register, fleet.register)

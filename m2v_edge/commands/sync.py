@@ -1,4 +1,4 @@
-"""`m2v-edge ingest`, `sync`, `status`, `search` and `delete`: the offline outbox and its sync to Milvus.
+"""`m2v-edge ingest`, `sync`, `status` and `delete`: the offline outbox and its sync to Milvus.
 
 Handlers parse nothing and decide nothing: they call `m2v_edge.sync` and print its results. The Milvus token is
 read from `$M2V_EDGE_MILVUS_TOKEN` or `--token-file` and never printed.
@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import signal
+import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from m2v_edge.commands import sync_options as opt
 from m2v_edge.commands.progress import Progress, show_progress
+
+REJECTED_SHOWN = 20
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the `ingest`, `sync`, `status`, `search` and `delete` commands."""
+    """Add the `ingest`, `sync`, `status` and `delete` commands."""
     ingest = subparsers.add_parser(
         "ingest",
         help="embed JSONL records ({id, text, metadata?}) into an outbox, offline",
@@ -28,41 +30,40 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "Duplicate ids: the last line wins. Each batch is written in one transaction.",
     )
     ingest.add_argument("file", nargs="?", default="-", help="JSONL file, or - for standard input (default)")
-    ingest.add_argument("--bundle", required=True, type=Path, help="bundle folder (from 'm2v-edge export')")
+    opt.bundle_args(ingest, required=True, bundle_help="bundle folder (from 'm2v-edge export')",
+                    variant_help="bundle variant (default: the device profile's choice)")
     ingest.add_argument("--outbox", required=True, type=Path, help="outbox file (created, mode 0600, when missing)")
-    ingest.add_argument("--variant", help="bundle variant (default: the device profile's choice)")
-    ingest.add_argument("--profile", default="auto", help="device profile name or TOML path (default: auto)")
-    ingest.add_argument("--batch-size", type=_positive, default=512, help="records per transaction (default 512)")
-    _progress_flag(ingest)
+    ingest.add_argument("--kiosk-id", help="this kiosk's id, set when the outbox is created (default: from the "
+                        "machine: host name and a hash of /etc/machine-id)")
+    ingest.add_argument("--batch-size", type=opt.positive, default=512, help="records per transaction (default 512)")
+    opt.progress_flag(ingest)
     ingest.set_defaults(handler=_ingest)
 
     sync = subparsers.add_parser("sync", help="push an outbox's pending rows and deletions to Milvus")
     sync.add_argument("--outbox", required=True, type=Path)
-    _target_args(sync)
+    opt.target_args(sync)
+    opt.bundle_args(sync, required=False, bundle_help="the outbox's bundle, to embed again the rows a new or "
+                    "repaired collection needs (their exact vectors are dropped once synced)",
+                    variant_help="bundle variant (default: the outbox's)")
+    sync.add_argument("--reconcile", action="store_true",
+                      help="compare the collection with the outbox first and repair missing, stale and extra rows")
+    sync.add_argument("--retry-rejected", action="store_true", help="send the rows Milvus refused once more")
     sync.add_argument("--watch", action="store_true", help="keep running and sync new rows as they arrive")
-    sync.add_argument("--interval", type=_seconds, default=2.0, help="seconds between checks with --watch (default 2)")
-    sync.add_argument("--batch-size", type=_positive, default=500, help="rows per upsert/delete (default 500)")
-    sync.add_argument("--max-attempts", type=_positive, default=8, help="tries per batch before giving up (default 8)")
-    sync.add_argument("--max-delay", type=_delay, default=30.0, help="longest backoff between tries, s (default 30)")
-    sync.add_argument("--timeout", type=_seconds, default=15.0, help="per-request Milvus timeout, s (default 15)")
-    _progress_flag(sync)
+    sync.add_argument("--interval", type=opt.seconds, default=2.0,
+                      help="seconds between checks with --watch (default 2)")
+    sync.add_argument("--batch-size", type=opt.positive, default=500, help="rows per write/delete (default 500)")
+    sync.add_argument("--max-attempts", type=opt.positive, default=8,
+                      help="tries per batch before giving up (default 8)")
+    sync.add_argument("--max-delay", type=opt.delay, default=30.0,
+                      help="longest backoff between tries, s (default 30)")
+    sync.add_argument("--timeout", type=opt.seconds, default=15.0, help="per-request Milvus timeout, s (default 15)")
+    opt.progress_flag(sync)
     sync.set_defaults(handler=_sync)
 
-    status = subparsers.add_parser("status", help="show how many outbox rows are pending, synced, deleted")
+    status = subparsers.add_parser("status", help="show an outbox's kiosk, model, size and rows by state")
     status.add_argument("--outbox", required=True, type=Path)
     status.add_argument("--json", action="store_true", help="print one JSON object")
     status.set_defaults(handler=_status)
-
-    search = subparsers.add_parser("search", help="embed a query on this device and search a Milvus collection")
-    search.add_argument("query", help="query text")
-    search.add_argument("--bundle", required=True, type=Path)
-    _target_args(search)
-    search.add_argument("-k", type=_positive, default=10, help="number of hits (default 10)")
-    search.add_argument("--variant", help="bundle variant (must be the one the collection was built with)")
-    search.add_argument("--profile", default="auto")
-    search.add_argument("--timeout", type=_seconds, default=15.0, help="Milvus timeout, s (default 15)")
-    search.add_argument("--json", action="store_true", help="print hits as JSON lines")
-    search.set_defaults(handler=_search)
 
     delete = subparsers.add_parser("delete", help="mark ids deleted in an outbox; the next sync removes them")
     delete.add_argument("--outbox", required=True, type=Path)
@@ -74,12 +75,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _ingest(args: argparse.Namespace) -> int:
-    from m2v_edge.runtime import EdgeEmbedder
     from m2v_edge.sync import ingest_file
 
-    embedder = EdgeEmbedder(args.bundle, variant=args.variant, profile=args.profile)
+    embedder = opt.embedder(args)
     bar = Progress("ingest", show_progress(args.progress), unit="docs")
-    report = ingest_file(args.outbox, embedder, args.file, batch_size=args.batch_size, progress=bar.update)
+    committed: list[int] = []
+
+    def progress(done: int, total: int) -> None:
+        if not committed:  # the records are checked and the outbox open: a user error would have been said by now
+            print(f"m2v-edge ingest: embedding with {opt.describe_model(embedder)}", file=sys.stderr, flush=True)
+        committed[:] = [done]
+        bar.update(done, total)
+
+    opt.interrupt_on_sigterm()
+    try:
+        report = ingest_file(args.outbox, embedder, args.file, kiosk_id=args.kiosk_id, batch_size=args.batch_size,
+                             progress=progress)
+    except KeyboardInterrupt:
+        bar.close()
+        done = committed[0] if committed else 0
+        print(f"m2v-edge ingest: interrupted: {done} documents were committed to {args.outbox}; running the same "
+              "ingest again is safe (documents already in the outbox are replaced)", file=sys.stderr)
+        return 130
     bar.close()
     rate = report.written / report.seconds if report.seconds > 0 else 0.0
     line = (
@@ -88,35 +105,48 @@ def _ingest(args: argparse.Namespace) -> int:
     )
     if report.duplicates:
         line += f"; {report.duplicates} lines repeated an earlier id: the last one won"
+    if report.zero_vectors:
+        line += f"; {report.zero_vectors} texts gave zero vectors (see the warning)"
     print(line)
     return 0
 
 
 def _sync(args: argparse.Namespace) -> int:
-    from m2v_edge.sync import MilvusCollection, Outbox, RetryPolicy, Syncer, SyncLock
+    from m2v_edge.sync import MilvusCollection, Outbox, RetryPolicy, Syncer
 
     retry = RetryPolicy(max_attempts=args.max_attempts, max_delay=args.max_delay)
-    target = _target(args)
+    where = opt.target(args)
     stop = threading.Event()
     bar = Progress("sync", show_progress(args.progress) and not args.watch, unit="rows")
-    with Outbox.open(args.outbox) as outbox, SyncLock(outbox.path):
-        collection = MilvusCollection(target, args.collection, timeout=args.timeout)
-        syncer = Syncer(outbox, collection, batch_size=args.batch_size, retry=retry, stop=stop, progress=bar.update)
+    with Outbox.open(args.outbox) as outbox:
+        embedder = opt.embedder(args, outbox_fingerprint=outbox.fingerprint) if args.bundle else None
+        if args.retry_rejected:
+            print(f"m2v-edge sync: {outbox.retry_rejected()} rejected rows will be sent again", file=sys.stderr)
+        collection = MilvusCollection(where, args.collection, timeout=args.timeout)
+        syncer = Syncer(outbox, collection, embedder=embedder, batch_size=args.batch_size, retry=retry, stop=stop,
+                        progress=bar.update, on_retry=_print_retry, reconcile=args.reconcile)
+        print(f"m2v-edge sync: kiosk {outbox.kiosk_id} -> {where} collection {args.collection}; an unreachable "
+              f"Milvus is tried {retry.max_attempts} times over up to {opt.duration(retry.worst_case())} before "
+              + ("the sync pauses and tries again" if args.watch else "the sync gives up"), file=sys.stderr, flush=True)
         try:
             if args.watch:
-                _stop_on_signals(stop)
-                print(f"watching {args.outbox} -> {target} collection {args.collection} (Ctrl-C to stop)", flush=True)
+                opt.stop_on_signals(stop)
+                print(f"watching {args.outbox} -> {where} collection {args.collection} every {args.interval:g}s "
+                      "(Ctrl-C to stop)", flush=True)
                 report = syncer.watch(interval=args.interval, on_pass=_print_pass)
             else:
                 report = syncer.run()
         finally:
             syncer.close()
             bar.close()
+    for repair in report.repairs:
+        if repair.found_anything:
+            print(_repair_line(repair))
     rate = (report.upserted + report.deleted) / report.seconds if report.seconds > 0 else 0.0
     print(
-        f"synced {report.upserted} rows and {report.deleted} deletions to {target} collection {args.collection} "
+        f"synced {report.upserted} rows and {report.deleted} deletions to {where} collection {args.collection} "
         f"in {report.seconds:.2f}s ({rate:,.0f} rows/s, {report.failed_attempts} failed attempts); "
-        f"{report.waiting} still waiting"
+        f"{report.waiting} still waiting" + _notes(report)
     )
     return 0
 
@@ -126,38 +156,34 @@ def _status(args: argparse.Namespace) -> int:
 
     with Outbox.open(args.outbox) as outbox:
         status = outbox.status()
+        rejected = outbox.rejected(limit=REJECTED_SHOWN)
     if args.json:
-        data = {key: getattr(status, key) for key in status.__dataclass_fields__}
+        data: dict[str, Any] = {key: getattr(status, key) for key in status.__dataclass_fields__}
+        data["targets"] = [{"uri": uri, "collection": name, "synced": when} for uri, name, when in status.targets]
+        data["rejected_rows"] = [{"id": row.id, "error": row.error} for row in rejected]
         print(json.dumps(data, sort_keys=True))
         return 0
     print(f"outbox      {status.path}")
+    print(f"kiosk       {status.kiosk_id}")
     print(f"model       {status.fingerprint} (dim {status.dim})")
+    free = f" ({opt.size(status.free_bytes)} unused: 'm2v-edge vacuum' gives it back)" if status.free_bytes else ""
+    print(f"size        {opt.size(status.file_bytes)}{free}")
     print(f"pending     {status.pending}")
     print(f"synced      {status.synced}")
     print(f"deleted     {status.deleted_pending} waiting to be deleted remotely")
     if status.oldest_pending is not None:
-        age = time.time() - status.oldest_pending
-        print(f"oldest      waiting for {_duration(age)}")
+        print(f"oldest      waiting for {opt.duration(time.time() - status.oldest_pending)}")
     if status.failing:
         print(f"failing     {status.failing} rows; last error: {status.last_error}")
-    return 0
-
-
-def _search(args: argparse.Namespace) -> int:
-    from m2v_edge.runtime import EdgeEmbedder
-    from m2v_edge.sync import MilvusCollection, search
-
-    embedder = EdgeEmbedder(args.bundle, variant=args.variant, profile=args.profile)
-    with MilvusCollection(_target(args), args.collection, timeout=args.timeout, must_exist=True) as collection:
-        hits = search(collection, embedder, args.query, k=args.k)
-    for rank, hit in enumerate(hits, 1):
-        if args.json:
-            print(json.dumps({"rank": rank, "id": hit.id, "score": hit.score, "text": hit.text,
-                              "metadata": hit.metadata}, ensure_ascii=False))
-        else:
-            print(f"{rank:>3}. {hit.score:.4f}  {hit.id}  {_snippet(hit.text)}")
-    if not hits and not args.json:
-        print("no hits")
+    if status.rejected:
+        print(f"rejected    {status.rejected} rows Milvus refused for good (ingest them again fixed, or "
+              "'m2v-edge sync --retry-rejected'):")
+        for row in rejected:
+            print(f"  {row.id}: {row.error}")
+        if status.rejected > len(rejected):
+            print(f"  ... and {status.rejected - len(rejected)} more")
+    for uri, name, when in status.targets:
+        print(f"synced to   {uri} collection {name}, {opt.duration(time.time() - when)} ago")
     return 0
 
 
@@ -176,87 +202,30 @@ def _delete(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- helpers
 
 
-def _target_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--uri", required=True, help="Milvus Lite path (*.db) or http(s)://host:port")
-    parser.add_argument("--collection", required=True, help="collection name")
-    parser.add_argument(
-        "--token-file", type=Path, help="file holding the Milvus token (default: $M2V_EDGE_MILVUS_TOKEN)"
-    )
-    parser.add_argument("--token", nargs="?", action=_RefuseToken, help=argparse.SUPPRESS)
-
-
-class _RefuseToken(argparse.Action):
-    """`--token VALUE` is refused without echoing VALUE: argv is readable by every user of the machine."""
-
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
-                 option_string: str | None = None) -> None:
-        parser.error(
-            "the Milvus token is never taken on the command line (other users can read it there); "
-            "put it in $M2V_EDGE_MILVUS_TOKEN or a file given with --token-file"
-        )
-
-
-def _target(args: argparse.Namespace) -> Any:
-    from m2v_edge.sync import parse_target, read_token
-
-    return parse_target(args.uri, token=read_token(args.token_file))
-
-
-def _progress_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--progress", action=argparse.BooleanOptionalAction, default=None,
-        help="show a progress bar on stderr (default: when stderr is a terminal)",
-    )
-
-
-def _seconds(text: str) -> float:
-    """A finite duration > 0 (a zero, negative or NaN interval would make `--watch` spin)."""
-    return _duration_arg(text, zero_allowed=False)
-
-
-def _delay(text: str) -> float:
-    """A finite duration >= 0."""
-    return _duration_arg(text, zero_allowed=True)
-
-
-def _duration_arg(text: str, *, zero_allowed: bool) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or value < 0 or (value == 0 and not zero_allowed):
-        bound = ">= 0" if zero_allowed else "> 0"
-        raise argparse.ArgumentTypeError(f"expected a finite number of seconds {bound}, got {text!r}")
-    return value
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _stop_on_signals(stop: threading.Event) -> None:
-    def handler(signum: int, frame: object) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
+def _print_retry(attempt: int, attempts: int, wait: float, error: Exception) -> None:
+    print(f"m2v-edge sync: attempt {attempt} of {attempts} failed: {error}; next attempt in {wait:.1f}s",
+          file=sys.stderr, flush=True)
 
 
 def _print_pass(report: Any) -> None:
-    print(f"synced {report.upserted} rows, {report.deleted} deletions; {report.waiting} waiting", flush=True)
+    for repair in report.repairs:
+        if repair.found_anything:
+            print(_repair_line(repair), flush=True)
+    print(f"synced {report.upserted} rows, {report.deleted} deletions; {report.waiting} waiting{_notes(report)}; "
+          "watching for more", flush=True)
 
 
-def _snippet(text: str, width: int = 100) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= width else flat[: width - 3] + "..."
+def _notes(report: Any) -> str:
+    notes = ""
+    if report.shortened:
+        notes += f"; {report.shortened} texts cut to Milvus's 65,535 bytes (the outbox keeps them whole)"
+    if report.embedded_again:
+        notes += f"; {report.embedded_again} rows embedded again"
+    if report.rejected:
+        notes += f"; {report.rejected} rows refused by Milvus and set aside ('m2v-edge status' lists them)"
+    return notes
 
 
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
+def _repair_line(repair: Any) -> str:
+    return (f"compared the collection with the outbox ({repair.reason}): {repair.matching} rows as synced, "
+            f"{repair.missing} missing, {repair.stale} stale, {repair.extra} extra; sending what differs")

@@ -1,20 +1,13 @@
-"""The Milvus side of a sync: the collection schema, its model-fingerprint guard, upsert/delete batches, search.
+"""The Milvus side of a sync: one collection of one target, its model guard, writes of a kiosk's rows, reads, search.
 
 pymilvus is imported lazily, only here, so that `m2v_edge.runtime` and the outbox work without the `milvus` extra.
+The collection's layout and checks are in `m2v_edge.sync.milvus_schema`.
 
-Collection layout (created when missing)::
+Writes go by primary key, so sending a row twice is harmless. On Milvus servers before 2.4, `upsert` hashes the
+wrong field into the partition (milvus-io/milvus#30607): the row lands outside its kiosk's partition and filters on
+`kiosk_id` miss it. There, a write is a delete and an insert by primary key, which is what upsert does inside.
 
-    id           VARCHAR(512), primary key, no auto id
-    vector       FLOAT_VECTOR(dim), COSINE index (AUTOINDEX)
-    text         VARCHAR(65535)   the document text, cut to 65,535 UTF-8 bytes (the outbox keeps it whole)
-    metadata     JSON
-    fingerprint  VARCHAR(128)     the model fingerprint of the row's vector
-
-The collection's properties carry ``m2v_edge.fingerprint`` and ``m2v_edge.schema``. An existing collection is used
-only when its vector dim and fingerprint equal the outbox's; otherwise `MilvusSyncError` explains the mismatch.
-
-Errors: every failure becomes `MilvusUnavailableError` (worth retrying: connection refused, timeouts, server
-restarting) or `MilvusSyncError` (it will not get better by itself). Messages never contain the token.
+Every failure becomes one of the errors `m2v_edge.sync.milvus_errors` chooses; messages never contain the token.
 """
 
 from __future__ import annotations
@@ -22,42 +15,48 @@ from __future__ import annotations
 import json
 import logging
 import re
+import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 
-from m2v_edge.errors import MilvusSyncError, MilvusUnavailableError, MissingExtraError
-from m2v_edge.sync.outbox import PendingRow
-from m2v_edge.sync.records import MAX_ID_BYTES
+from m2v_edge.errors import MilvusRowError, MilvusSyncError, MilvusUnavailableError, MissingExtraError
+from m2v_edge.sync.milvus_errors import classify, describe
+from m2v_edge.sync.milvus_schema import (
+    F_DIGEST,
+    F_DOC,
+    F_FINGERPRINT,
+    F_KIOSK,
+    F_METADATA,
+    F_PK,
+    F_TEXT,
+    F_VECTOR,
+    METRIC,
+    PROP_FINGERPRINT,
+    PROP_IDENTITY,
+    PROP_KIOSK,
+    PROP_SCHEMA,
+    SCHEMA_VERSION,
+    CollectionInfo,
+    build_schema,
+    check_collection_name,
+    cut_text,
+    in_filter,
+    kiosk_filter,
+    primary_key,
+    verify,
+)
+from m2v_edge.sync.rows import Hit, PendingRow
 from m2v_edge.sync.target import Target, scrub
 
 logger = logging.getLogger(__name__)
 
-F_ID, F_VECTOR, F_TEXT, F_METADATA, F_FINGERPRINT = "id", "vector", "text", "metadata", "fingerprint"
-TEXT_MAX_BYTES = 65_535
-FINGERPRINT_MAX = 128
-PROP_FINGERPRINT = "m2v_edge.fingerprint"
-PROP_SCHEMA = "m2v_edge.schema"
-SCHEMA_VERSION = "1"
-METRIC = "COSINE"
 DEFAULT_TIMEOUT = 15.0
 QUERY_WINDOW = 16_384
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
+"""Milvus's largest query result (offset + limit)."""
 _T = TypeVar("_T")
-
-
-@dataclass(frozen=True)
-class Hit:
-    """One search result."""
-
-    id: str
-    score: float
-    """Cosine similarity."""
-    text: str
-    metadata: dict[str, Any]
 
 
 def _pymilvus() -> Any:
@@ -67,28 +66,6 @@ def _pymilvus() -> Any:
         raise MissingExtraError("milvus", "syncing to Milvus") from None
     logging.getLogger("pymilvus").setLevel(logging.CRITICAL)  # it logs failed calls itself, loudly
     return pymilvus
-
-
-def check_collection_name(name: str) -> str:
-    """Milvus's rule for collection names: a letter or underscore, then letters, digits, underscores."""
-    if not _NAME.match(name):
-        raise MilvusSyncError(
-            f"invalid collection name {name!r}: use letters, digits and underscores, starting with a letter or _"
-        )
-    return name
-
-
-def cut_text(text: str, limit: int = TEXT_MAX_BYTES) -> str:
-    """`text` cut to at most `limit` UTF-8 bytes, on a character boundary."""
-    data = text.encode("utf-8")
-    if len(data) <= limit:
-        return text
-    return data[:limit].decode("utf-8", errors="ignore")
-
-
-def id_filter(ids: Sequence[str]) -> str:
-    """A Milvus filter expression selecting `ids`, with each id quoted safely (ids hold no control characters)."""
-    return f"{F_ID} in [" + ", ".join(json.dumps(doc_id, ensure_ascii=False) for doc_id in ids) + "]"
 
 
 class MilvusCollection:
@@ -103,6 +80,7 @@ class MilvusCollection:
         self.timeout = timeout
         self.must_exist = must_exist
         self._client: Any = None
+        self._upsert_routes_partitions = True
         self._pm = _pymilvus()
 
     # ------------------------------------------------------------- connection
@@ -123,13 +101,16 @@ class MilvusCollection:
             return self._pm.MilvusClient(uri=self.target.uri, token=token, timeout=self.timeout, dedicated=True)
 
         try:
-            self._client = self._call("connect", open_client)
+            client = self._call("connect", open_client)
+            version = str(self._call("get_server_version", lambda: client.get_server_version(timeout=self.timeout)))
         except MilvusSyncError as exc:
             if self.target.kind == "lite" and "Open local milvus failed" in str(exc):
                 raise MilvusSyncError(
                     f"cannot open Milvus Lite database {self.target}: another process has it open, or it is damaged"
                 ) from None
             raise
+        self._client = client
+        self._upsert_routes_partitions = upsert_routes_partitions(version)
 
     def close(self) -> None:
         """Close the client; for Milvus Lite also stop the embedded engine, releasing the database lock."""
@@ -155,10 +136,10 @@ class MilvusCollection:
 
     # ------------------------------------------------------------- schema
 
-    def ensure(self, *, dim: int, fingerprint: str, create: bool = True) -> None:
-        """Make sure the collection exists with this dim and fingerprint, is indexed and loaded.
+    def ensure(self, *, dim: int, fingerprint: str, create: bool = True) -> CollectionInfo:
+        """Make sure the collection exists with this dim and fingerprint, is indexed and loaded; what it is.
 
-        Creates it when missing (if `create`); refuses one made for another model or not by m2v-edge.
+        Creates it when missing (if `create`); refuses one made for another model or not by m2v-edge (schema 2).
         """
         client = self._require()
         if not self._call("has_collection", lambda: client.has_collection(self.name, timeout=self.timeout)):
@@ -170,32 +151,33 @@ class MilvusCollection:
                 # another kiosk may have created it at the same moment: accept it if it matches
                 if not self._call("has_collection", lambda: client.has_collection(self.name, timeout=self.timeout)):
                     raise
-        self._verify(dim, fingerprint)
-        indexes = self._call("list_indexes", lambda: client.list_indexes(self.name, timeout=self.timeout))
+        info = self.describe(dim=dim, fingerprint=fingerprint)
+        indexes = self._call("list_indexes", lambda: client.list_indexes(info.name, timeout=self.timeout))
         if not indexes:  # a crash between create_collection and create_index
             self._call(
-                "create_index", lambda: client.create_index(self.name, self._index_params(), timeout=self.timeout)
+                "create_index", lambda: client.create_index(info.name, self._index_params(), timeout=self.timeout)
             )
-        self._call("load_collection", lambda: client.load_collection(self.name, timeout=self.timeout))
+        self.load()
+        return info
+
+    def describe(
+        self, *, name: str | None = None, dim: int | None = None, fingerprint: str | None = None
+    ) -> CollectionInfo:
+        """The identity and kiosk tokens of this collection (or of collection `name` on the same target); checks its
+        schema, and its dim and model when given."""
+        client = self._require()
+        name = name or self.name
+        info = self._call("describe_collection", lambda: client.describe_collection(name, timeout=self.timeout))
+        return verify(info, f"collection {name!r} on {self.target}", dim, fingerprint)
 
     def _create(self, dim: int, fingerprint: str) -> None:
-        pm = self._pm
         client = self._require()
-        schema = client.create_schema(auto_id=False, enable_dynamic_field=False, description="m2v-edge vectors")
-        schema.add_field(F_ID, pm.DataType.VARCHAR, is_primary=True, max_length=MAX_ID_BYTES)
-        schema.add_field(F_VECTOR, pm.DataType.FLOAT_VECTOR, dim=dim)
-        schema.add_field(F_TEXT, pm.DataType.VARCHAR, max_length=TEXT_MAX_BYTES)
-        schema.add_field(F_METADATA, pm.DataType.JSON)
-        schema.add_field(F_FINGERPRINT, pm.DataType.VARCHAR, max_length=FINGERPRINT_MAX)
+        schema = build_schema(self._pm, client, dim)
+        properties = {PROP_FINGERPRINT: fingerprint, PROP_SCHEMA: SCHEMA_VERSION, PROP_IDENTITY: uuid.uuid4().hex}
         self._call(
             "create_collection",
-            lambda: client.create_collection(
-                self.name,
-                schema=schema,
-                index_params=self._index_params(),
-                properties={PROP_FINGERPRINT: fingerprint, PROP_SCHEMA: SCHEMA_VERSION},
-                timeout=self.timeout,
-            ),
+            lambda: client.create_collection(self.name, schema=schema, index_params=self._index_params(),
+                                             properties=properties, timeout=self.timeout),
         )
         logger.info("created collection %s on %s (dim %d, %s)", self.name, self.target, dim, fingerprint)
 
@@ -204,54 +186,49 @@ class MilvusCollection:
         params.add_index(field_name=F_VECTOR, index_type="AUTOINDEX", metric_type=METRIC)
         return params
 
-    def _verify(self, dim: int, fingerprint: str) -> None:
+    def set_kiosk_token(self, kiosk_id: str, token: str) -> None:
+        """Record `token` as kiosk `kiosk_id`'s sync token on the collection (a collection property)."""
         client = self._require()
-        info = self._call("describe_collection", lambda: client.describe_collection(self.name, timeout=self.timeout))
-        fields = {field["name"]: field for field in info.get("fields", [])}
-        properties = info.get("properties") or {}
-        where = f"collection {self.name!r} on {self.target}"
-        theirs = properties.get(PROP_FINGERPRINT)
-        if theirs is None or set(fields) != {F_ID, F_VECTOR, F_TEXT, F_METADATA, F_FINGERPRINT}:
-            raise MilvusSyncError(f"{where} was not created by m2v-edge (no model fingerprint); use another name")
-        their_dim = int(fields[F_VECTOR].get("params", {}).get("dim", -1))
-        if their_dim != dim:
-            raise MilvusSyncError(
-                f"{where} holds {their_dim}-dim vectors but the outbox's model gives {dim}: use another collection"
-            )
-        if theirs != fingerprint:
-            raise MilvusSyncError(
-                f"{where} holds vectors of model {theirs}, not {fingerprint}: use another collection "
-                "(vectors of different models must not be mixed)"
-            )
+        self._call("alter_collection_properties", lambda: client.alter_collection_properties(
+            self.name, {PROP_KIOSK + kiosk_id: token}, timeout=self.timeout))
 
     # ------------------------------------------------------------- writes
 
-    def upsert(self, rows: Sequence[PendingRow], fingerprint: str) -> None:
-        """Upsert rows; returns only once the server has acknowledged every one of them."""
-        if not rows:
-            return
-        client = self._require()
-        data = [
-            {
-                F_ID: row.id,
-                F_VECTOR: row.vector.tolist(),
-                F_TEXT: cut_text(row.text),
-                F_METADATA: row.metadata,
-                F_FINGERPRINT: fingerprint,
-            }
-            for row in rows
-        ]
-        result = self._call("upsert", lambda: client.upsert(self.name, data, timeout=self.timeout))
-        count = _count(result, "upsert_count")
-        if count is not None and count != len(rows):
-            raise MilvusUnavailableError(f"Milvus acknowledged {count} of {len(rows)} upserted rows")
+    def upsert(self, rows: Sequence[PendingRow], vectors: np.ndarray, *, kiosk_id: str, fingerprint: str) -> int:
+        """Write kiosk `kiosk_id`'s rows with their exact `vectors`; returns once Milvus acknowledged every one.
 
-    def delete(self, ids: Sequence[str]) -> None:
-        """Delete ids (absent ones are ignored by Milvus); returns once the server has acknowledged."""
-        if not ids:
+        Returns how many texts were cut to Milvus's 65,535 bytes.
+        """
+        if not rows:
+            return 0
+        client = self._require()
+        data = []
+        shortened = 0
+        for row, vector in zip(rows, vectors, strict=True):
+            text = cut_text(row.text)
+            shortened += text is not row.text
+            data.append({F_PK: primary_key(kiosk_id, row.id), F_KIOSK: kiosk_id, F_DOC: row.id,
+                         F_VECTOR: vector.tolist(), F_TEXT: text, F_METADATA: row.metadata,
+                         F_FINGERPRINT: fingerprint, F_DIGEST: row.digest})
+        if self._upsert_routes_partitions:
+            result = self._call("upsert", lambda: client.upsert(self.name, data, timeout=self.timeout), rows=True)
+            key = "upsert_count"
+        else:
+            self.delete([row.id for row in rows], kiosk_id=kiosk_id)
+            result = self._call("insert", lambda: client.insert(self.name, data, timeout=self.timeout), rows=True)
+            key = "insert_count"
+        count = _count(result, key)
+        if count is not None and count != len(rows):
+            raise MilvusUnavailableError(f"Milvus acknowledged {count} of {len(rows)} written rows")
+        return shortened
+
+    def delete(self, doc_ids: Sequence[str], *, kiosk_id: str) -> None:
+        """Delete kiosk `kiosk_id`'s rows of `doc_ids` (absent ones are ignored); returns once acknowledged."""
+        if not doc_ids:
             return
         client = self._require()
-        self._call("delete", lambda: client.delete(self.name, filter=id_filter(ids), timeout=self.timeout))
+        expression = in_filter(F_PK, [primary_key(kiosk_id, doc_id) for doc_id in doc_ids])
+        self._call("delete", lambda: client.delete(self.name, filter=expression, timeout=self.timeout), rows=True)
 
     # ------------------------------------------------------------- reads
 
@@ -260,14 +237,8 @@ class MilvusCollection:
         client = self._require()
         self._call("load_collection", lambda: client.load_collection(self.name, timeout=self.timeout))
 
-    def fingerprint(self) -> str | None:
-        """The model fingerprint recorded on the collection, or None when it has none."""
-        client = self._require()
-        info = self._call("describe_collection", lambda: client.describe_collection(self.name, timeout=self.timeout))
-        return (info.get("properties") or {}).get(PROP_FINGERPRINT)
-
-    def search(self, vector: np.ndarray, k: int = 10) -> list[Hit]:
-        """The `k` nearest rows to `vector` by cosine similarity, reading everything acknowledged so far."""
+    def search(self, vector: np.ndarray, k: int = 10, *, kiosk: str | None = None) -> list[Hit]:
+        """The `k` nearest rows to `vector` by cosine similarity (of kiosk `kiosk` only, when given)."""
         client = self._require()
         result = self._call(
             "search",
@@ -275,7 +246,8 @@ class MilvusCollection:
                 self.name,
                 data=[np.asarray(vector, dtype=np.float32).tolist()],
                 limit=k,
-                output_fields=[F_TEXT, F_METADATA],
+                filter=kiosk_filter(kiosk) if kiosk is not None else "",
+                output_fields=[F_DOC, F_KIOSK, F_TEXT, F_METADATA],
                 search_params={"metric_type": METRIC},
                 consistency_level="Strong",
                 timeout=self.timeout,
@@ -284,51 +256,86 @@ class MilvusCollection:
         hits = []
         for hit in result[0] if result else []:
             entity = hit.get("entity", {})
-            hits.append(
-                Hit(str(hit["id"]), float(hit["distance"]), entity.get(F_TEXT, ""), entity.get(F_METADATA) or {})
-            )
+            hits.append(Hit(str(entity.get(F_DOC, "")), float(hit["distance"]), entity.get(F_TEXT, ""),
+                            entity.get(F_METADATA) or {}, str(entity.get(F_KIOSK, ""))))
         return hits
 
-    def fetch_vectors(self, *, chunk: int = 1000) -> dict[str, np.ndarray]:
-        """Every id in the collection with its vector, read with Strong consistency (for verification).
+    def read(self, fields: Sequence[str], *, kiosk_id: str | None = None, window: int = QUERY_WINDOW
+             ) -> list[dict[str, Any]]:
+        """Every row (of kiosk `kiosk_id` only, when given) with `fields` and its primary key, read with Strong
+        consistency.
 
-        Limited to `QUERY_WINDOW` rows, Milvus's largest query result; raises beyond that, and when an id
-        appears twice. (pymilvus's query iterator is not used: on Milvus 2.3 it can miss recent deletes.)
+        Milvus returns at most `QUERY_WINDOW` rows per query and pymilvus's query iterator loses rows on Milvus
+        2.3, so the primary keys are read by range: a range that fills a query is split at the median key it
+        returned, until every range fits in one query.
         """
         client = self._require()
-        rows = self._call(
-            "query",
-            lambda: client.query(self.name, filter=f'{F_ID} != ""', output_fields=[F_ID], limit=QUERY_WINDOW,
-                                 consistency_level="Strong", timeout=self.timeout),
-        )
-        if len(rows) >= QUERY_WINDOW:
-            raise MilvusSyncError(f"collection {self.name!r} has too many rows ({len(rows)}+) to read back at once")
-        ids = [str(row[F_ID]) for row in rows]
-        if len(set(ids)) != len(ids):
-            raise MilvusSyncError(f"collection {self.name!r} returned an id twice")
-        out: dict[str, np.ndarray] = {}
-        for start in range(0, len(ids), chunk):
-            part = ids[start:start + chunk]
-            found = self._call(
-                "query",
-                lambda part=part: client.query(self.name, filter=id_filter(part), output_fields=[F_ID, F_VECTOR],
-                                               consistency_level="Strong", timeout=self.timeout),
-            )
-            for row in found:
-                out[str(row[F_ID])] = np.asarray(row[F_VECTOR], dtype=np.float32)
-        if set(out) != set(ids):
-            raise MilvusSyncError(f"collection {self.name!r} changed while being read back")
-        return out
+        fields = list(dict.fromkeys([F_PK, *fields]))
+        found: dict[str, dict[str, Any]] = {}
+        ranges: list[tuple[str | None, str | None]] = [(None, None)]
+        while ranges:
+            low, high = ranges.pop()
+            clauses = [kiosk_filter(kiosk_id)] if kiosk_id is not None else []
+            clauses += [f"{F_PK} > {json.dumps(low)}"] if low is not None else []
+            clauses += [f"{F_PK} <= {json.dumps(high)}"] if high is not None else []
+            expression = " and ".join(clauses)
+            rows = self._call("query", lambda expression=expression: client.query(
+                self.name, filter=expression, output_fields=fields, limit=window, consistency_level="Strong",
+                timeout=self.timeout))
+            keys = sorted(str(row[F_PK]) for row in rows)
+            if len(set(keys)) != len(keys):
+                raise MilvusSyncError(f"collection {self.name!r} returned a row twice")
+            if len(rows) < window:
+                found.update((str(row[F_PK]), row) for row in rows)
+            else:
+                middle = keys[len(keys) // 2]
+                ranges += [(low, middle), (middle, high)]
+        return list(found.values())
 
-    def count(self) -> int:
-        """Rows in the collection, read with Strong consistency."""
+    def kiosk_digests(self, kiosk_id: str) -> dict[str, str]:
+        """Kiosk `kiosk_id`'s document ids in the collection, each with the digest of what was sent."""
+        rows = self.read([F_DOC, F_DIGEST], kiosk_id=kiosk_id)
+        return {str(row[F_DOC]): str(row[F_DIGEST]) for row in rows}
+
+    def fetch_vectors(self, *, kiosk_id: str | None = None) -> dict[tuple[str, str], np.ndarray]:
+        """Every (kiosk id, document id) with its vector (for verification); raises when one appears twice."""
+        rows = self.read([F_KIOSK, F_DOC, F_VECTOR], kiosk_id=kiosk_id, window=4096)
+        vectors = {(str(row[F_KIOSK]), str(row[F_DOC])): np.asarray(row[F_VECTOR], dtype=np.float32) for row in rows}
+        if len(vectors) != len(rows):
+            raise MilvusSyncError(f"collection {self.name!r} holds two rows of one kiosk and document id")
+        return vectors
+
+    def count(self, *, kiosk_id: str | None = None) -> int:
+        """Rows in the collection (of kiosk `kiosk_id` only, when given), read with Strong consistency."""
         client = self._require()
+        expression = kiosk_filter(kiosk_id) if kiosk_id is not None else ""
         rows = self._call(
             "count",
-            lambda: client.query(self.name, filter="", output_fields=["count(*)"], consistency_level="Strong",
+            lambda: client.query(self.name, filter=expression, output_fields=["count(*)"], consistency_level="Strong",
                                  timeout=self.timeout),
         )
         return int(rows[0]["count(*)"])
+
+    # ------------------------------------------------------------- aliases
+
+    def alias_target(self, alias: str) -> str | None:
+        """The collection `alias` points at, or None when there is no such alias."""
+        client = self._require()
+        check_collection_name(alias)
+        aliases = self._call("list_aliases", lambda: client.list_aliases(timeout=self.timeout))
+        names = aliases.get("aliases", []) if isinstance(aliases, dict) else list(aliases or [])
+        if alias not in names:
+            return None
+        described = self._call("describe_alias", lambda: client.describe_alias(alias, timeout=self.timeout))
+        return str(described.get("collection_name") or "") or None
+
+    def point_alias(self, alias: str) -> None:
+        """Point `alias` at this collection (creating the alias when missing): readers switch at once."""
+        client = self._require()
+        if self.alias_target(alias) is None:
+            self._call("create_alias", lambda: client.create_alias(self.name, alias, timeout=self.timeout))
+        else:
+            self._call("alter_alias", lambda: client.alter_alias(self.name, alias, timeout=self.timeout))
 
     # ------------------------------------------------------------- internals
 
@@ -337,39 +344,31 @@ class MilvusCollection:
             raise MilvusSyncError("not connected to Milvus (call connect() first)")
         return self._client
 
-    def _call(self, operation: str, func: Callable[[], _T]) -> _T:
-        """Run a pymilvus call, turning its exceptions into ours with the token scrubbed out."""
+    def _call(self, operation: str, func: Callable[[], _T], *, rows: bool = False) -> _T:
+        """Run a pymilvus call, turning its exceptions into ours with the token scrubbed out.
+
+        `rows`: the call writes rows, so a refusal of their content is a `MilvusRowError`.
+        """
         try:
             return func()
         except MilvusSyncError:
             raise
         except Exception as exc:  # noqa: BLE001 - pymilvus and grpc raise many unrelated types
-            message = scrub(_describe(exc), self.target.token)
+            message = scrub(describe(exc), self.target.token)
             text = f"Milvus {operation} on {self.target} failed: {message}"
-            if _is_transient(self._pm, exc):
-                raise MilvusUnavailableError(text) from None
-            raise MilvusSyncError(text) from None
+            kind, certain = classify(self._pm, exc, rows)
+            if kind is MilvusRowError:
+                raise MilvusRowError(text, certain=certain) from None
+            raise kind(text) from None
 
 
-def _describe(exc: BaseException) -> str:
-    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-    message = " ".join(str(message).split())
-    return message if len(message) <= 300 else message[:297] + "..."
-
-
-def _is_transient(pm: Any, exc: BaseException) -> bool:
-    """Whether retrying the same request later may succeed."""
-    permanent = (pm.exceptions.ParamError, pm.exceptions.DataTypeNotMatchException, pm.exceptions.DataNotMatchException,
-                 pm.exceptions.ConnectionConfigException, pm.exceptions.PrimaryKeyException)
-    if isinstance(exc, permanent):
-        return False
-    if isinstance(exc, pm.exceptions.MilvusException):
-        if getattr(exc, "is_input_error", False):
-            return False
-        message = _describe(exc).lower()
-        if any(word in message for word in ("unauthenticated", "permission denied", "authentication", "privilege")):
-            return False
-    return True
+def upsert_routes_partitions(version: str) -> bool:
+    """Whether `upsert` on a server of this version puts rows into their partition key's partition (Milvus Lite,
+    Milvus 2.4 and later; see milvus-io/milvus#30607)."""
+    if version.startswith("milvus_lite"):
+        return True
+    match = re.match(r"v?(\d+)\.(\d+)", version)
+    return match is not None and (int(match[1]), int(match[2])) >= (2, 4)
 
 
 def _count(result: Any, key: str) -> int | None:

@@ -2,38 +2,64 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 from m2v_edge.errors import OutboxError
 
 APPLICATION_ID = 0x4D325645
 """`PRAGMA application_id` of an outbox ('M2VE')."""
-SCHEMA_VERSION = 1
-"""`PRAGMA user_version` of the outbox layout this module writes."""
+SCHEMA_VERSION = 2
+"""`PRAGMA user_version` of the outbox layout this module writes (1: before kiosk ids; upgraded on opening)."""
 BUSY_TIMEOUT_MS = 30_000
+PAGE_SIZE = 8192
+"""Rows are about 1 kB (text, metadata and a float16 search copy): 8 kB pages waste less than SQLite's 4 kB."""
+WAL_SIZE_LIMIT = 4 << 20
+"""Bytes the write-ahead log is cut back to after a checkpoint (SQLite leaves it at its largest size otherwise)."""
 
-_SCHEMA = """
-CREATE TABLE meta (
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
 CREATE TABLE docs (
-    id          TEXT PRIMARY KEY,
-    text        TEXT NOT NULL,
-    metadata    TEXT NOT NULL,
-    vector      BLOB,
-    fingerprint TEXT NOT NULL,
-    created     REAL NOT NULL,
-    state       TEXT NOT NULL CHECK (state IN ('pending', 'synced', 'deleted-pending')),
-    attempts    INTEGER NOT NULL DEFAULT 0,
-    last_error  TEXT,
-    seq         INTEGER NOT NULL
+    key        INTEGER PRIMARY KEY,
+    id         TEXT NOT NULL UNIQUE,
+    text       BLOB NOT NULL,
+    metadata   TEXT NOT NULL,
+    search     BLOB,
+    created    REAL NOT NULL,
+    state      TEXT NOT NULL CHECK (state IN ('pending', 'synced', 'deleted-pending', 'rejected')),
+    attempts   INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    seq        INTEGER NOT NULL
 );
 CREATE INDEX docs_state_seq ON docs (state, seq);
+CREATE TABLE exact (
+    key    INTEGER PRIMARY KEY,
+    vector BLOB NOT NULL
+);
+CREATE TABLE targets (
+    uri        TEXT NOT NULL,
+    collection TEXT NOT NULL,
+    identity   TEXT NOT NULL,
+    token      TEXT NOT NULL,
+    synced     REAL NOT NULL,
+    PRIMARY KEY (uri, collection)
+);
+CREATE TABLE reembed (
+    key    INTEGER PRIMARY KEY,
+    seq    INTEGER NOT NULL,
+    vector BLOB NOT NULL,
+    search BLOB NOT NULL
+);
 """
+"""The outbox layout (version 2); see `m2v_edge.sync.outbox` for what each column holds."""
 
 
 class Transaction:
@@ -95,6 +121,7 @@ def connect(path: Path) -> sqlite3.Connection:
     except sqlite3.Error as exc:
         raise OutboxError(f"cannot open outbox {path}: {exc}") from None
     conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
     return conn
 
 
@@ -129,24 +156,45 @@ def ensure_wal(conn: sqlite3.Connection, path: Path) -> None:
             time.sleep(0.01)
 
 
-def initialise(conn: sqlite3.Connection, path: Path, fingerprint: str, dim: int) -> None:
-    """Write the schema, metadata and identification pragmas in one transaction."""
+def initialise(conn: sqlite3.Connection, path: Path, meta: dict[str, str]) -> None:
+    """Write the schema, `meta` and the identification pragmas in one transaction (a no-op when already there)."""
+    conn.execute(f"PRAGMA page_size={PAGE_SIZE}")  # only takes effect on an empty file, before WAL
+    conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
     ensure_wal(conn, path)
     conn.execute("PRAGMA synchronous=FULL")
     try:
         conn.execute("BEGIN IMMEDIATE")
         if conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0] == 0:
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            conn.executemany(
-                "INSERT INTO meta (key, value) VALUES (?, ?)",
-                [("fingerprint", fingerprint), ("dim", str(dim)), ("seq", "0"), ("created", str(time.time()))],
-            )
+            create_tables(conn)
+            conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", sorted(meta.items()))
             conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
-            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         conn.commit()
     except sqlite3.Error as exc:
         if conn.in_transaction:
             conn.rollback()
-        raise OutboxError(f"cannot initialise outbox: {exc}") from None
+        raise OutboxError(f"cannot initialise outbox {path}: {exc}") from None
+
+
+def create_tables(conn: sqlite3.Connection) -> None:
+    """Create the version-2 tables (inside the caller's transaction) and set `user_version`."""
+    for statement in SCHEMA.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def reads(method: _F) -> _F:
+    """Turn sqlite errors raised while reading into `OutboxError` (a damaged file, a vanished disk...); for methods
+    of objects with a `path`."""
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.Error as exc:
+            raise OutboxError(f"cannot read outbox {self.path}: {exc}") from None
+
+    return wrapper  # type: ignore[return-value]

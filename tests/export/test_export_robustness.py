@@ -186,6 +186,7 @@ def fake_hub(tiny_models: TinyModels, monkeypatch: pytest.MonkeyPatch) -> list[d
     """`snapshot_download` replaced: it fails as a machine without network does (a connection error) unless asked
     for the cache only, where it finds the tiny model; every call's arguments are recorded."""
     import huggingface_hub
+    from huggingface_hub import constants as hub_constants
 
     calls: list[dict] = []
 
@@ -196,6 +197,8 @@ def fake_hub(tiny_models: TinyModels, monkeypatch: pytest.MonkeyPatch) -> list[d
         return str(tiny_models.folder(BASE))
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    # online mode, whatever HF_HUB_OFFLINE the machine running the tests has (huggingface_hub read it on import)
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", False)
     return calls
 
 
@@ -203,6 +206,15 @@ def test_connection_failure_falls_back_to_the_cache(fake_hub: list[dict], tmp_pa
     bundle = export_model("org/model", tmp_path / "out", variants=("fp32",), revision="c" * 40)
     assert [call["local_files_only"] for call in fake_hub] == [False, True]
     assert json.loads((bundle / "m2v_edge.json").read_text())["source"]["id"] == "org/model"
+
+
+def test_offline_mode_goes_straight_to_the_cache(fake_hub: list[dict], tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from huggingface_hub import constants as hub_constants
+
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", True)
+    export_model("org/model", tmp_path / "out", variants=("fp32",), revision="c" * 40)
+    assert [call["local_files_only"] for call in fake_hub] == [True]
 
 
 @pytest.mark.parametrize("error", ["read-timeout", "connect"])

@@ -6,7 +6,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +13,10 @@ import pytest
 
 from m2v_edge.errors import MilvusSyncError
 from m2v_edge.sync import Outbox, Secret, SyncLock, parse_target, read_token
-from m2v_edge.sync.milvus import cut_text, id_filter
+from m2v_edge.sync.milvus_schema import cut_text, in_filter
 
 from .conftest import (
+    KIOSK,
     N_DOCS,
     VARIANT,
     assert_collection_matches,
@@ -24,6 +24,7 @@ from .conftest import (
     record_figure,
     run_cli,
     start_cli,
+    wait_for,
     write_jsonl,
 )
 
@@ -39,7 +40,7 @@ def target_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 def test_sync_5000_documents_then_deletes_then_search(
-    target_uri: str, outbox5000: Path, collection_name: str, potion_bundle: Path, debian_records, request
+    target_uri: str, outbox5000: Path, collection_name: str, potion_bundle: Path, debian_records, request, embedder
 ) -> None:
     result = run_cli("sync", "--outbox", str(outbox5000), "--uri", target_uri, "--collection", collection_name)
     assert result.returncode == 0, result.stderr
@@ -47,7 +48,7 @@ def test_sync_5000_documents_then_deletes_then_search(
     seconds = float(result.stdout.split(" in ")[1].split("s ")[0])
     record_figure(f"sync of {N_DOCS} docs via `m2v-edge sync` into {request.node.callspec.id}: "
                   f"{N_DOCS / seconds:,.0f} docs/s ({seconds:.2f}s)")
-    assert assert_collection_matches(target_uri, collection_name, outbox5000) == N_DOCS
+    assert assert_collection_matches(target_uri, collection_name, outbox5000, embedder=embedder) == N_DOCS
 
     status = run_cli("status", "--outbox", str(outbox5000), "--json")
     assert json.loads(status.stdout)["synced"] == N_DOCS
@@ -63,12 +64,13 @@ def test_sync_5000_documents_then_deletes_then_search(
     found = run_cli("search", "--bundle", str(potion_bundle), "--variant", VARIANT, "--uri", target_uri,
                     "--collection", collection_name, "-k", "10", "--json", wanted.metadata["synopsis"])
     assert found.returncode == 0, found.stderr
-    hits = [json.loads(line) for line in found.stdout.splitlines()]
+    hits = json.loads(found.stdout)["hits"]
     assert len(hits) == 10 and [h["rank"] for h in hits] == list(range(1, 11))
-    assert wanted.id in [h["id"] for h in hits], "the query's own document is in its top 10"
+    assert wanted.id in [h["doc_id"] for h in hits], "the query's own document is in its top 10"
     top = hits[0]
-    assert set(top) == {"rank", "id", "score", "text", "metadata"} and top["metadata"]["synopsis"]
-    assert not {h["id"] for h in hits} & set(gone)
+    assert set(top) == {"rank", "doc_id", "kiosk_id", "score", "text", "metadata"} and top["metadata"]["synopsis"]
+    assert top["kiosk_id"] == KIOSK
+    assert not {h["doc_id"] for h in hits} & set(gone)
 
 
 def test_status_reports_counts_and_failures(outbox5000: Path, tmp_path: Path) -> None:
@@ -119,7 +121,7 @@ def test_a_collection_of_another_model_or_dim_is_refused(tmp_path: Path, lite_se
     assert result.returncode == 2 and "was not created by m2v-edge" in result.stderr
 
 
-def test_search_refuses_a_collection_built_with_another_variant(
+def test_search_refuses_a_collection_of_another_variant_and_a_zero_query(
     tmp_path: Path, potion_bundle: Path, outbox5000: Path, collection_name: str
 ) -> None:
     uri = str(tmp_path / "kiosk.db")
@@ -135,6 +137,10 @@ def test_search_refuses_a_collection_built_with_another_variant(
                       "--collection", collection_name, "anything")
     assert missing.returncode == 2 and "does not exist" in missing.stderr
     assert not (tmp_path / "nothing.db").exists()
+    zero = run_cli("search", "--bundle", str(potion_bundle), "--variant", VARIANT, "--uri", uri, "--collection",
+                   collection_name, "--json", "🎉 🎉")
+    assert zero.returncode == 2 and zero.stdout == "", "no hits scored 0 are listed"
+    assert "no meaningful hits for this query: 1 text gave zero vectors: potion-base-8M knows none" in zero.stderr
 
 
 # ----------------------------------------------------------------------------- targets and secrets
@@ -182,7 +188,7 @@ def test_the_token_is_never_printed_or_logged(tmp_path: Path, outbox5000: Path, 
     assert token not in ok.stdout + ok.stderr
     with Outbox.open(outbox5000) as outbox:
         assert token not in (outbox.status().last_error or "")
-        assert all(token not in (row[0] or "") for row in outbox._conn.execute("SELECT last_error FROM docs"))
+        assert all(token not in (row[0] or "") for row in outbox.db.execute("SELECT last_error FROM docs"))
     secret = Secret(token)
     assert token not in repr(secret) + str(secret) + f"{secret}" + repr(parse_target("http://h:1", token=secret))
     (tmp_path / "empty").write_text("\n", encoding="utf-8")
@@ -204,19 +210,20 @@ def test_watch_syncs_new_rows_as_they_arrive_and_stops_cleanly(
                         collection_name, "--watch", "--interval", "0.3", "--max-attempts", "2", "--max-delay", "0.2",
                         log=log)
     try:
-        _wait_for(lambda: _status(outbox_path)["synced"] == 300, 60, "first rows synced by --watch")
+        wait_for(lambda: _status(outbox_path)["synced"] == 300, 60, "first rows synced by --watch")
         assert run_cli(*ingest, str(write_jsonl(tmp_path / "b.jsonl", debian_records[300:700]))).returncode == 0
         assert run_cli("delete", "--outbox", str(outbox_path), debian_records[0].id).returncode == 0
-        _wait_for(lambda: _status(outbox_path)["synced"] == 699 and _status(outbox_path)["deleted_pending"] == 0,
+        wait_for(lambda: _status(outbox_path)["synced"] == 699 and _status(outbox_path)["deleted_pending"] == 0,
                   60, "new rows synced by --watch")
         lite_server.kill()  # an outage longer than the retry budget: --watch must wait it out, not exit
         try:
             assert run_cli(*ingest, str(write_jsonl(tmp_path / "c.jsonl", debian_records[700:800]))).returncode == 0
-            _wait_for(lambda: "sync paused, will retry" in log.read_text(), 30, "--watch noticing the outage")
+            wait_for(lambda: "sync paused: " in log.read_text(), 60, "--watch noticing the outage")
+            assert "; trying again in 0.3s" in log.read_text(), "--watch says what happens next"
             assert watcher.poll() is None and _status(outbox_path)["pending"] == 100
         finally:
             lite_server.start()
-        _wait_for(lambda: _status(outbox_path)["synced"] == 799, 60, "rows synced after the outage")
+        wait_for(lambda: _status(outbox_path)["synced"] == 799, 60, "rows synced after the outage")
         watcher.send_signal(signal.SIGTERM)
         assert watcher.wait(timeout=30) == 0
     finally:
@@ -240,13 +247,17 @@ def test_awkward_ids_survive_upsert_delete_and_readback(tmp_path: Path, lite_ser
     with Outbox.create(outbox_path, fingerprint="bbbbbbbbbbbbbbbb:fp32:norm:4", dim=4) as outbox:
         outbox.put([(i, "é" * 40_000, {"i": i}) for i in ids], np.random.default_rng(0).random((len(ids), 4)))
     args = ("sync", "--outbox", str(outbox_path), "--uri", lite_server.uri, "--collection", collection_name)
-    assert run_cli(*args).returncode == 0
+    first = run_cli(*args)
+    assert first.returncode == 0, first.stderr
+    assert "; 10 texts cut to Milvus's 65,535 bytes (the outbox keeps them whole)" in first.stdout, first.stdout
     assert_collection_matches(lite_server.uri, collection_name, outbox_path)
+    with Outbox.open(outbox_path) as outbox:
+        assert outbox.documents(ids[:1])[ids[0]][0] == "é" * 40_000
     assert run_cli("delete", "--outbox", str(outbox_path), *ids[:5], ids[-1]).returncode == 0
     assert run_cli(*args).returncode == 0
     assert_collection_matches(lite_server.uri, collection_name, outbox_path, expected_ids=set(ids[5:-1]))
     assert len(cut_text("é" * 40_000).encode()) <= 65_535
-    assert id_filter(['a"b']) == 'id in ["a\\"b"]'
+    assert in_filter("pk", ['a"b']) == 'pk in ["a\\"b"]'
 
 
 def test_without_pymilvus_the_commands_ask_for_the_extra(tmp_path: Path, outbox5000: Path) -> None:
@@ -292,15 +303,6 @@ def _status(outbox_path: Path) -> dict:
     with Outbox.open(outbox_path) as outbox:
         status = outbox.status()
     return {"synced": status.synced, "pending": status.pending, "deleted_pending": status.deleted_pending}
-
-
-def _wait_for(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for: {what}")
 
 
 def test_a_milvus_lite_database_open_in_another_process_is_refused_clearly(outbox5000: Path, tmp_path: Path) -> None:
