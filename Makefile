@@ -24,9 +24,16 @@ demo: $(VENV)/.installed-export+milvus
 CORE_OFF_TESTS := tests/runtime/test_runtime_parity.py tests/runtime/test_runtime_multilingual_parity.py \
 	tests/runtime/test_runtime_unseen_tokenizers.py tests/test_compat_dropin.py
 
-test: $(VENV)/.installed-dev+milvus
+test: $(VENV)/.installed-dev+milvus $(CHROMEDRIVER)
 	$(PY) -m pytest
 	M2V_EDGE_NATIVE=0 $(PY) -m pytest -q $(CORE_OFF_TESTS)
+
+# Debian's headless Chromium and its driver, for the search page's browser test (tests/serve/test_search_page.py).
+# chromium-driver depends on chromium; apt-get needs root, as CI has.
+CHROMEDRIVER := /usr/bin/chromedriver
+$(CHROMEDRIVER):
+	{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium-driver; } \
+	  || { echo "make test needs Debian's chromium-driver for the search page's test: apt-get install chromium-driver (as root)" >&2; exit 1; }
 
 # The runtime tests and the aarch64-vs-x86-64 parity check inside an emulated Debian bookworm arm64 (qemu user
 # mode). The root and the aarch64 wheels are built once into .cache/arm64/ and reused; delete that folder to
