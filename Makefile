@@ -2,8 +2,10 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
+CHROMEDRIVER := /usr/bin/chromedriver
+WRK    := /usr/bin/wrk
 
-.PHONY: demo test test-arm64 bench bench-smoke quality dist clean
+.PHONY: demo test test-arm64 bench bench-smoke bench-serve quality dist clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +32,6 @@ test: $(VENV)/.installed-dev+milvus $(CHROMEDRIVER)
 
 # Debian's headless Chromium and its driver, for the search page's browser test (tests/serve/test_search_page.py).
 # chromium-driver depends on chromium; apt-get needs root, as CI has.
-CHROMEDRIVER := /usr/bin/chromedriver
 $(CHROMEDRIVER):
 	{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium-driver; } \
 	  || { echo "make test needs Debian's chromium-driver for the search page's test: apt-get install chromium-driver (as root)" >&2; exit 1; }
@@ -46,6 +47,16 @@ bench: $(VENV)/.installed-dev+bench
 
 bench-smoke: $(VENV)/.installed-dev+bench
 	$(PY) -m bench --smoke
+
+# `m2v-edge serve` under load against EdgeEmbedder in-process (bench/results/*-serve.*), then the search page's
+# screenshot (bench/results/*-search-page.png). wrk, the load generator, comes from Debian like chromium.
+bench-serve: $(VENV)/.installed-dev+milvus $(CHROMEDRIVER) $(WRK)
+	$(PY) -m bench.serve
+	SE_OFFLINE=true $(PY) -m bench.search_page_shot
+
+$(WRK):
+	{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends wrk; } \
+	  || { echo "make bench-serve needs Debian's wrk: apt-get install wrk (as root)" >&2; exit 1; }
 
 # Size against retrieval quality for fp32/fp16/int8/int4 at dims 256, 128 and 64 (bench/results/*-quality.*).
 quality: $(VENV)/.installed-dev+bench
