@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 CHROMEDRIVER := /usr/bin/chromedriver
 WRK    := /usr/bin/wrk
 
-.PHONY: demo test test-arm64 bench bench-smoke bench-serve quality dist clean
+.PHONY: demo test test-arm64 fuzz bench bench-smoke bench-serve quality dist clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,12 @@ $(CHROMEDRIVER):
 # rebuild. Installs qemu-user-static and debootstrap with apt-get if they are missing (needs root).
 test-arm64: $(VENV)/.installed-dev+milvus
 	HOST_PYTHON=$(abspath $(PY)) bash scripts/arm64/run_tests.sh
+
+# libFuzzer on the native core (fuzz/): the tokenizer-file loader, texts given to real tokenizer files, the pooler;
+# FUZZ_SECONDS per harness. A crash, sanitizer report or failed check fails it (fuzz/run.sh; installs clang if missing).
+FUZZ_SECONDS ?= 60
+fuzz: $(VENV)/.installed-dev+milvus
+	PYTHON=$(abspath $(PY)) bash fuzz/run.sh $(FUZZ_SECONDS)
 
 bench: $(VENV)/.installed-dev+bench
 	$(PY) -m bench

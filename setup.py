@@ -16,7 +16,7 @@ setup(
             "m2v_edge._core",
             sources=sorted(path.as_posix() for path in NATIVE.glob("*.c")),
             depends=sorted(path.as_posix() for path in NATIVE.glob("*.h")),
-            extra_compile_args=["-O2", "-g0", "-std=c11", "-pthread"],
+            extra_compile_args=["-O2", "-g0", "-std=c11", "-pthread", "-fvisibility=hidden"],
             extra_link_args=["-pthread", "-Wl,--strip-all"],
             libraries=["m"],
             optional=True,

@@ -251,6 +251,13 @@ def write_header(records, per_cp, lower, nfd, nfkd, pairs) -> None:
         *(f"    {{{_ints(block)}}}," for block in blocks),
         "};",
     ]
+    ascii_records = [sorted(records.items(), key=lambda i: i[1])[per_cp[cp]][0] for cp in range(128)]
+    lines += [
+        "/* The records of ASCII, for the inline lookup in m2v_unicode.h: {flags, ccc, gcb} per code point. */",
+        "const m2v_uprop m2v_ascii_props[128] = {",
+        *(f"    {{{bits}, {klass}, {gcb}}}," for bits, klass, gcb in ascii_records),
+        "};",
+    ]
     for name, table in (("lower", lower), ("nfd", nfd), ("nfkd", nfkd)):
         lines += mapping_table(name, table)
     keys = sorted(pairs)

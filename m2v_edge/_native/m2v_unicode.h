@@ -41,8 +41,11 @@ typedef struct {
     uint8_t gcb;
 } m2v_uprop;
 
-/* The facts about code point `cp` (any value: out-of-range values get those of an unassigned character). */
-m2v_uprop m2v_props(uint32_t cp);
+/* The facts about code point `cp` (any value: out-of-range values get those of an unassigned character). ASCII, most
+ * of most texts, is one table read inline. */
+extern const m2v_uprop m2v_ascii_props[128];
+m2v_uprop m2v_props_beyond_ascii(uint32_t cp);
+static inline m2v_uprop m2v_props(uint32_t cp) { return cp < 128 ? m2v_ascii_props[cp] : m2v_props_beyond_ascii(cp); }
 
 static inline int m2v_has(uint32_t cp, unsigned flag) { return (m2v_props(cp).flags & flag) != 0; }
 

@@ -5,6 +5,7 @@
  *     .encode_batch(texts, limit, threads) -> (ids, lengths): int64 bytes, the texts' ids end to end and each
  *                                  text's count; the GIL is released and the texts are shared among threads
  *     .normalize(text), .pre_tokenize(text)   the pipeline's stages on one text (for tests and diagnostics)
+ *     .id_limit                    every id the file gives is below it (the table rows it was compiled for)
  *   Pooler(...)                    a variant's mapped arrays (see m2v_pool.h), checked
  *   double_array(labels, children, values) -> units   (export) a breadth-first trie as the file's double array
  *   batches(ids, offsets, lengths, budget)   the pooling graph's padded batches (module_batches.c)
@@ -15,6 +16,7 @@
 #include <string.h>
 
 #include "m2v_module.h"
+#include "structmember.h"
 
 #define SHORT_TEXT 8192 /* bytes: shorter single texts are tokenized without releasing the GIL */
 
@@ -262,6 +264,12 @@ static PyMethodDef tokenizer_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+static PyMemberDef tokenizer_members[] = {
+    {"id_limit", T_UINT, offsetof(TokenizerObject, vocab.model.id_limit), READONLY,
+     "every id the file gives is below this: the table rows it was compiled for"},
+    {NULL, 0, 0, 0, NULL},
+};
+
 PyTypeObject TokenizerType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "m2v_edge._core.Tokenizer",
     .tp_basicsize = sizeof(TokenizerObject),
@@ -271,6 +279,7 @@ PyTypeObject TokenizerType = {
     .tp_init = (initproc)tokenizer_init,
     .tp_dealloc = (destructor)tokenizer_dealloc,
     .tp_methods = tokenizer_methods,
+    .tp_members = tokenizer_members,
 };
 
 /* ------------------------------------------------------------------------------------------------ exports */

@@ -275,6 +275,8 @@ int m2v_normalize(const m2v_vocab *v, m2v_work *w, const uint8_t *text, size_t n
         }
     }
     if (decode_utf8(text, n, &w->cps)) return -1;
+    /* Every scratch array allocated: an op may leave one empty, and the next must not compute NULL + 0. */
+    if (M2V_RESERVE(&w->cps2, 0) || M2V_RESERVE(&w->cps3, 0) || M2V_RESERVE(&w->utf8b, 0)) return -1;
     for (uint32_t i = 0; i < v->normalizer.count; i++) {
         if (apply(v, w, &v->normalizer.ops[i], &w->cps, &w->cps2)) return -1;
         m2v_cps swap = w->cps;

@@ -50,7 +50,8 @@ const char *m2v_pool_check(const m2v_pool_arrays *a) {
         break;
     default: return "unknown table kind";
     }
-    if (a->table_bytes != (uint64_t)a->rows * row_bytes) return "table size does not match rows x dim";
+    if (a->rows > UINT64_MAX / row_bytes || a->table_bytes != (uint64_t)a->rows * row_bytes)
+        return "table size does not match rows x dim"; /* (a product that wraps around would match a small table) */
     if (a->kind == M2V_TABLE_I8 && a->scales_bytes != (uint64_t)a->rows * 4) return "int8 scales size mismatch";
     if (a->kind == M2V_TABLE_I4 && a->scales_bytes != (uint64_t)a->rows * a->blocks * 2)
         return "int4 scales size mismatch";

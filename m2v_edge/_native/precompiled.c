@@ -19,7 +19,10 @@ static int64_t shortest_match(const m2v_charsmap *map, const uint8_t *key, size_
         position ^= (unit >> 10) << ((unit & (1u << 9)) >> 6);
         if (unit & (1u << 8)) {
             if (position >= map->unit_count) return -1;
-            return (int64_t)(map->units[position] & 0x7FFFFFFFu);
+            uint32_t leaf = map->units[position];
+            /* darts-clone marks every leaf (bit 31), and vocab.c checked the pointers of exactly those units: a
+             * unit without the mark holds no checked pointer (a hostile file), and replaces nothing. */
+            return (leaf & 0x80000000u) ? (int64_t)(leaf & 0x7FFFFFFFu) : -1;
         }
     }
     return -1;

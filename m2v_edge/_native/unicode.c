@@ -3,7 +3,7 @@
 
 #include "unicode_data.h"
 
-m2v_uprop m2v_props(uint32_t cp) {
+m2v_uprop m2v_props_beyond_ascii(uint32_t cp) {
     if (cp >= 0x110000u) cp = 0x10FFFFu; /* a noncharacter: no flag, class 0 */
     unsigned block = m2v_uprop_stage1[cp / M2V_UPROP_BLOCK];
     const uint16_t *record = m2v_uprop_records[m2v_uprop_stage2[block][cp % M2V_UPROP_BLOCK]];

@@ -8,7 +8,7 @@
 #include "m2v_unicode.h"
 
 int m2v_reserve(void **data, size_t *cap, size_t need, size_t item) {
-    if (need <= *cap) return 0;
+    if (need <= *cap && *data != NULL) return 0; /* a reserved array is never NULL, even when empty: NULL + 0 is UB */
     size_t grown = *cap ? *cap * 2 : 64;
     if (grown < need) grown = need;
     if (grown > SIZE_MAX / item) return -1;
@@ -70,6 +70,7 @@ static uint32_t read_u32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p
 static uint64_t read_u64(const uint8_t *p) { return read_u32(p) | (uint64_t)read_u32(p + 4) << 32; }
 
 static const char *read_sections(const uint8_t *data, uint64_t size, section *sections) {
+    if ((uintptr_t)data % 8 != 0) return "tokenizer file not 8-byte aligned in memory"; /* sections hold u32, f64 */
     if (size < M2V_HEADER_BYTES || memcmp(data, M2V_MAGIC, 8) != 0) return "not an m2v-edge tokenizer file";
     if (read_u32(data + 8) != M2V_FORMAT_VERSION) return "tokenizer file of another format version";
     uint32_t count = read_u32(data + 12);

@@ -37,7 +37,6 @@ from m2v_edge.bundle.layout import (
     DATA_ALIGNMENT,
     INT4_PACKING,
     ArrayEntry,
-    DataFile,
     Int4Packing,
     TableFile,
 )
@@ -68,7 +67,6 @@ __all__ = [
     "VARIANTS",
     "ArrayEntry",
     "CoreTokenizer",
-    "DataFile",
     "FileEntry",
     "Int4Packing",
     "Manifest",

@@ -1,11 +1,11 @@
-"""Data files (format 3): arrays at recorded offsets in one file, and the layout of a variant's `model.<variant>.data`.
+"""The layout of a variant's data file `model.<variant>.data` (format 3): its arrays at recorded offsets.
 
-A `DataFile` is a bundle file of arrays, each described by an `ArrayEntry` (dtype, shape, offset, length) and
-starting at a multiple of `DATA_ALIGNMENT`, so that each can be memory-mapped (by onnxruntime, which reads them as
-ONNX external data, or by numpy). A `TableFile` is a variant's data file: every array its pooling graph reads
-(`ARRAY_NAMES`), plus how an int4 table is packed, which is what a reader needs to pool without the graph
-(`m2v_edge.runtime.table`). `check_table_file` refuses any layout no exporter writes, including offsets and lengths
-that leave the file, before anything maps it.
+A `TableFile` is the manifest entry of a variant's data file: every array its pooling graph reads (`ARRAY_NAMES`),
+each described by an `ArrayEntry` (dtype, shape, offset, length) and starting at a multiple of `DATA_ALIGNMENT`, so
+that each can be memory-mapped (by onnxruntime, which reads them as ONNX external data, or by numpy), plus how an
+int4 table is packed: what a reader needs to pool without the graph (`m2v_edge.runtime.table`).
+`check_table_file` refuses any layout no exporter writes, including offsets and lengths that leave the file, before
+anything maps it.
 """
 
 from __future__ import annotations
@@ -54,16 +54,11 @@ class Int4Packing:
 
 
 @dataclass(frozen=True)
-class DataFile(FileEntry):
-    """A bundle file of arrays at recorded offsets (empty `arrays`: format 2, a bare table)."""
+class TableFile(FileEntry):
+    """A variant's data file: its arrays (format 3; empty in format 2, whose data file is the bare table), and for
+    int4 how the table is packed."""
 
     arrays: dict[str, ArrayEntry] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class TableFile(DataFile):
-    """A variant's data file: its arrays, and for int4 how the table is packed."""
-
     int4: Int4Packing | None = None
 
     @classmethod

@@ -75,27 +75,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _ingest(args: argparse.Namespace) -> int:
-    from m2v_edge.sync import ingest_file
+    from m2v_edge.sync import IngestInterrupted, ingest_file
 
     embedder = opt.embedder(args)
     bar = Progress("ingest", show_progress(args.progress), unit="docs")
-    committed: list[int] = []
+    started: list[bool] = []
 
     def progress(done: int, total: int) -> None:
-        if not committed:  # the records are checked and the outbox open: a user error would have been said by now
+        if not started:  # the records are checked and the outbox open: a user error would have been said by now
             print(f"m2v-edge ingest: embedding with {opt.describe_model(embedder)}", file=sys.stderr, flush=True)
-        committed[:] = [done]
+            started.append(True)
         bar.update(done, total)
 
     opt.interrupt_on_sigterm()
     try:
         report = ingest_file(args.outbox, embedder, args.file, kiosk_id=args.kiosk_id, batch_size=args.batch_size,
                              progress=progress)
-    except KeyboardInterrupt:
+    except IngestInterrupted as stopped:
         bar.close()
-        done = committed[0] if committed else 0
-        print(f"m2v-edge ingest: interrupted: {done} documents were committed to {args.outbox}; running the same "
-              "ingest again is safe (documents already in the outbox are replaced)", file=sys.stderr)
+        print(f"m2v-edge ingest: interrupted: {stopped.committed} documents were committed to {args.outbox}; "
+              "running the same ingest again is safe (documents already in the outbox are replaced)", file=sys.stderr)
         return 130
     bar.close()
     rate = report.written / report.seconds if report.seconds > 0 else 0.0

@@ -121,7 +121,7 @@ def _truncate(src: ModelSource, dimensionality: int | None) -> SourceTable:
 def _write_bundle(src: ModelSource, table: SourceTable, folder: Path, variants: tuple[str, ...]) -> None:
     (folder / TOKENIZER_FILE).write_text(src.tokenizer.text, encoding="utf-8")
     core_tokenizer = write_core_tokenizer(
-        folder, src.tokenizer.text, id_limit=src.vocab_size, max_length=src.max_length
+        folder, src.tokenizer.tokenizer, src.tokenizer.spec, id_limit=src.vocab_size, max_length=src.max_length
     )
     # Every array a graph reads is ONNX external data in the variant's data file: onnxruntime maps the file instead
     # of parsing arrays out of the graph and copying them (a faster load, one copy in memory, shared between

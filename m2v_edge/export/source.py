@@ -15,7 +15,7 @@ from m2v_edge.bundle import sha256_file
 from m2v_edge.errors import SourceModelError
 from m2v_edge.export.hub import download
 from m2v_edge.export.source_table import SourceTable, read_tensors
-from m2v_edge.export.source_tokenizer import TokenizerFacts, read_tokenizer
+from m2v_edge.export.source_tokenizer import SourceTokenizer, read_tokenizer
 
 DEFAULT_MAX_LENGTH = 512
 """model2vec's `max_length` when the config does not set one."""
@@ -70,7 +70,7 @@ class ModelSource:
     """The table, read in blocks of rows (`bfloat16` tables and weights are read as float32, exactly)."""
     weights: np.ndarray | None
     mapping: np.ndarray | None
-    tokenizer: TokenizerFacts
+    tokenizer: SourceTokenizer
     config: dict[str, Any]
     weights_sha256: str
     licence_files: tuple[Path, ...]
@@ -167,8 +167,7 @@ def _read_folder(
     if "max_length" not in overrides:
         _check_max_length(config, config_path)
     tokenizer_path = folder / layout.tokenizer
-    tokenizer_text = _read_text(tokenizer_path)
-    tokenizer = read_tokenizer(tokenizer_text, _parse_json(tokenizer_text, tokenizer_path), tokenizer_path)
+    tokenizer = read_tokenizer(_read_text(tokenizer_path), tokenizer_path)
     weights, mapping = tensors.get("weights"), tensors.get("mapping")
     _check_sizes(weights_path, tokenizer_path, table, weights, mapping, tokenizer.tokens, tokenizer.ids)
     return ModelSource(
@@ -199,7 +198,13 @@ def _find_layout(folder: Path) -> Layout:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    return _parse_json(_read_text(path), path)
+    try:
+        data = json.loads(_read_text(path))
+    except ValueError as exc:
+        raise SourceModelError(f"cannot read {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise SourceModelError(f"{path} must hold a JSON object")
+    return data
 
 
 def _read_text(path: Path) -> str:
@@ -207,16 +212,6 @@ def _read_text(path: Path) -> str:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise SourceModelError(f"cannot read {path}: {exc}") from None
-
-
-def _parse_json(text: str, path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise SourceModelError(f"cannot read {path}: {exc}") from None
-    if not isinstance(data, dict):
-        raise SourceModelError(f"{path} must hold a JSON object")
-    return data
 
 
 def _check_max_length(config: dict[str, Any], path: Path) -> None:

@@ -9,7 +9,6 @@ the runtime tokenizes through tokenizers.
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -24,18 +23,21 @@ from m2v_edge.runtime import native
 logger = logging.getLogger(__name__)
 
 
-def write_core_tokenizer(folder: Path, text: str, *, id_limit: int, max_length: int | None) -> CoreTokenizer:
-    """Write `tokenizer.m2v` into the bundle `folder` when the core reproduces the tokenizer.json `text` (padding
-    and truncation off), and say what was decided.
+def write_core_tokenizer(
+    folder: Path, tokenizer: Tokenizer, spec: dict[str, Any], *, id_limit: int, max_length: int | None
+) -> CoreTokenizer:
+    """Write `tokenizer.m2v` into the bundle `folder` when the core reproduces the bundle's tokenizer, and say what
+    was decided.
 
+    :param tokenizer: the bundle's tokenizer, loaded (padding and truncation off; the check sets and clears
+        truncation).
+    :param spec: its tokenizer.json, parsed.
     :param id_limit: the bundle's table rows.
     :param max_length: the bundle's truncation, applied on both sides of the check.
     """
     version = native.core_version() or 0
     if not native.available():
         return _refused(native.unavailable_reason(), version)
-    spec: dict[str, Any] = json.loads(text)
-    tokenizer = Tokenizer.from_str(text)
     try:
         data = compile_tokenizer(spec, tokenizer, id_limit)
     except Unsupported as exc:

@@ -97,6 +97,8 @@ class NativeTokenizer:
         except ValueError as exc:
             raise BundleError(f"{path} is damaged ({exc}); re-export the bundle or copy it again") from None
         self.path = path
+        self.id_limit: int = self._core.id_limit
+        """Every id the file gives is below this: the table rows the export compiled it for."""
         self.max_length = max_length
         self.threads = max(1, threads)
         self._limit = -1 if max_length is None else max_length

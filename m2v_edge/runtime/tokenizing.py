@@ -122,8 +122,15 @@ def open_tokenizer(
     if choice.path == "native":
         assert manifest.core_tokenizer is not None and manifest.core_tokenizer.file is not None
         file = verify_file(bundle_dir, manifest.core_tokenizer.file)
+        tokenizer = native.NativeTokenizer(file, manifest.max_length, threads=threads)
+        if tokenizer.id_limit != manifest.vocab_size:  # its ids would index past the table, or another vocabulary
+            raise BundleError(
+                f"{file} was compiled for a table of {tokenizer.id_limit} rows but this bundle's has "
+                f"{manifest.vocab_size} (manifest vocab_size): the file does not belong to this bundle; "
+                "re-export the bundle or copy it again"
+            )
         _log_once(bundle_dir, "tokenizes with the native core")
-        return native.NativeTokenizer(file, manifest.max_length, threads=threads)
+        return tokenizer
     if path == "auto":
         _log_once(bundle_dir, f"tokenizes through tokenizers, not the native core: {choice.why}")
     from m2v_edge.runtime.tokens import BundleTokenizer  # imported here: the native path never loads tokenizers

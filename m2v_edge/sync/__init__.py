@@ -28,7 +28,7 @@ pymilvus (the `milvus` extra) is needed only by `MilvusCollection`.
 
 from m2v_edge.sync.binding import RepairReport
 from m2v_edge.sync.engine import Syncer, SyncInterrupted, SyncReport, sync_outbox
-from m2v_edge.sync.ingest import Embedder, IngestReport, ingest, ingest_file
+from m2v_edge.sync.ingest import Embedder, IngestInterrupted, IngestReport, ingest, ingest_file
 from m2v_edge.sync.kiosk import default_kiosk_id
 from m2v_edge.sync.lock import SyncLock
 from m2v_edge.sync.milvus import MilvusCollection
@@ -44,6 +44,7 @@ __all__ = [
     "DeleteResult",
     "Embedder",
     "Hit",
+    "IngestInterrupted",
     "IngestReport",
     "MilvusCollection",
     "Outbox",

@@ -2,13 +2,13 @@
 
 A row's state (`synced`) means "the collection has it" only for the collection the outbox last synced to, in the
 state it left it. The outbox remembers, per target URI and collection name, the collection's identity and the sync
-token it last wrote there (`m2v_edge.sync.milvus_schema`). When a sync finds another identity (a new collection, one
-dropped and created again) or another token (restored from a backup, or written by another outbox claiming the
-same kiosk id), or the last sync to it did not finish (a crashing server may lose writes it acknowledged), it
-repairs before sending: it reads this kiosk's ids and digests from the collection, and then, in
-one outbox transaction, marks every live row the collection lacks or holds in another version as pending, every row
-it holds as it is as synced, and records a tombstone for every id it holds that the outbox does not. `m2v-edge sync
---reconcile` runs the same repair on demand.
+token it last wrote there (`m2v_edge.sync.milvus_schema`). A sync compares the collection with the outbox before
+sending when it finds another identity (a new collection, one dropped and created again), another token (restored
+from a backup, or written by another outbox claiming the same kiosk id), or that the last sync to it did not finish
+(a crashing server may lose writes it acknowledged). It reads this kiosk's ids and digests from the collection and
+then, in one outbox transaction, marks every live row the collection lacks or holds in another version as pending,
+every row it holds as it is as synced, and records a tombstone for every id it holds that the outbox does not.
+`m2v-edge sync --reconcile` runs the same repair on demand.
 """
 
 from __future__ import annotations

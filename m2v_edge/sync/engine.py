@@ -32,7 +32,7 @@ import numpy as np
 
 from m2v_edge.errors import MilvusRowError, MilvusSyncError, MilvusUnavailableError, OutboxError
 from m2v_edge.sync.binding import RepairReport, remember, remembered, repair, repair_reason, unsettle
-from m2v_edge.sync.ingest import Embedder
+from m2v_edge.sync.ingest import Embedder, own_zero_vector_warnings
 from m2v_edge.sync.lock import SyncLock
 from m2v_edge.sync.milvus import MilvusCollection
 from m2v_edge.sync.outbox import Outbox
@@ -232,7 +232,8 @@ class Syncer:
                     "or repaired collection), and their exact vectors were dropped after an earlier sync: give the "
                     "bundle the outbox was made with (sync --bundle) so that they are embedded again"
                 )
-            embedded = np.asarray(self.embedder.encode([row.text for row in again]), dtype=np.float32)
+            with own_zero_vector_warnings():  # said when they were ingested
+                embedded = np.asarray(self.embedder.encode([row.text for row in again]), dtype=np.float32)
             vectors.update((row.id, embedded[i]) for i, row in enumerate(again))
             report.embedded_again += len(again)
         return vectors

@@ -7,11 +7,13 @@ were already written are simply replaced).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
+import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -23,6 +25,8 @@ from m2v_edge.sync.outbox import Outbox
 from m2v_edge.sync.records import Record, check_records, read_records, to_record
 
 logger = logging.getLogger(__name__)
+ZERO_VECTOR_LOGGER = "m2v_edge.runtime.zero_vectors"
+"""The logger `EdgeEmbedder.encode` warns on about zero vectors (named, not imported: the runtime loads onnxruntime)."""
 ZERO_SAMPLES = 20
 """Texts that gave zero vectors kept per ingest, to name their script in the warning."""
 
@@ -45,11 +49,36 @@ class Embedder(Protocol):
     def encode(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
+@contextlib.contextmanager
+def own_zero_vector_warnings() -> Iterator[None]:
+    """Drop, in this thread, the one WARNING per `encode` call an `EdgeEmbedder` logs about texts that gave zero
+    vectors: the caller counts them over all its calls and says it once (other threads keep theirs)."""
+    zero_logger = logging.getLogger(ZERO_VECTOR_LOGGER)
+    thread = threading.get_ident()
+
+    def other_threads(record: logging.LogRecord) -> bool:
+        return record.thread != thread
+
+    zero_logger.addFilter(other_threads)
+    try:
+        yield
+    finally:
+        zero_logger.removeFilter(other_threads)
+
+
 def model_name(embedder: Embedder) -> str:
     """The model's name as its user knows it: the bundle's source id, else the fingerprint."""
     manifest = getattr(embedder, "manifest", None)
     source = getattr(manifest, "source", None)
     return str(getattr(source, "id", None) or embedder.fingerprint)
+
+
+class IngestInterrupted(KeyboardInterrupt):
+    """An ingest stopped by Ctrl-C (or SIGTERM turned into one); `committed` rows are in the outbox, whole batches."""
+
+    def __init__(self, committed: int) -> None:
+        super().__init__(f"{committed} documents committed")
+        self.committed = committed
 
 
 @dataclass(frozen=True)
@@ -86,7 +115,7 @@ def ingest(
     and nothing is written. Other iterables are checked as they come: a bad record stops the ingest before its
     batch is written, and the batches before it stay. Records are written in order; within one call, a later
     record with an id already seen replaces the earlier. Texts that give zero vectors are counted and logged at
-    WARNING once per call.
+    WARNING once per call. Ctrl-C raises `IngestInterrupted`, which says how many documents were committed.
     """
     # imported here: m2v_edge.runtime's package import loads onnxruntime, which sync and status never need
     from m2v_edge.runtime.zero_vectors import zero_vector_message
@@ -99,27 +128,29 @@ def ingest(
         else (to_record(item, f"record {number}") for number, item in enumerate(records, start=1))
     )
     start = time.perf_counter()
-    written = batches = zeros = 0
-    zero_texts: list[str] = []
-    if progress is not None:
-        progress(0, total)
-    batch: dict[str, Record] = {}
-    for record in stream:
-        batch.pop(record.id, None)  # keep input order for the winner
-        batch[record.id] = record
-        if len(batch) >= batch_size:
+    first_seq = outbox.high_water()
+    with own_zero_vector_warnings(), _counting_interrupts(outbox, first_seq):
+        written = batches = zeros = 0
+        zero_texts: list[str] = []
+        if progress is not None:
+            progress(0, total)
+        batch: dict[str, Record] = {}
+        for record in stream:
+            batch.pop(record.id, None)  # keep input order for the winner
+            batch[record.id] = record
+            if len(batch) >= batch_size:
+                zeros += _write_batch(outbox, embedder, list(batch.values()), zero_texts)
+                written += len(batch)
+                batches += 1
+                batch = {}
+                if progress is not None:
+                    progress(written, total)
+        if batch:
             zeros += _write_batch(outbox, embedder, list(batch.values()), zero_texts)
             written += len(batch)
             batches += 1
-            batch = {}
             if progress is not None:
                 progress(written, total)
-    if batch:
-        zeros += _write_batch(outbox, embedder, list(batch.values()), zero_texts)
-        written += len(batch)
-        batches += 1
-        if progress is not None:
-            progress(written, total)
     message = zero_vector_message(zeros, written, model_name(embedder), zero_texts) if zeros else None
     if message:
         logger.warning("%s", message)
@@ -147,6 +178,16 @@ def ingest_file(
                 outbox, embedder, record_set, batch_size=batch_size, total=len(record_set), progress=progress
             )
         return dataclasses.replace(report, lines=record_set.lines, duplicates=record_set.duplicates)
+
+
+@contextlib.contextmanager
+def _counting_interrupts(outbox: Outbox, first_seq: int) -> Iterator[None]:
+    """Turn KeyboardInterrupt into `IngestInterrupted` with the rows committed since `first_seq`, counted in the
+    outbox: exact wherever the interrupt lands (a batch's transaction is committed or rolled back whole)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise IngestInterrupted(outbox.count_written_since(first_seq)) from None
 
 
 def _write_batch(outbox: Outbox, embedder: Embedder, batch: list[Record], zero_texts: list[str]) -> int:

@@ -101,15 +101,19 @@ class MilvusCollection:
             return self._pm.MilvusClient(uri=self.target.uri, token=token, timeout=self.timeout, dedicated=True)
 
         try:
-            client = self._call("connect", open_client)
-            version = str(self._call("get_server_version", lambda: client.get_server_version(timeout=self.timeout)))
+            self._client = self._call("connect", open_client)
         except MilvusSyncError as exc:
             if self.target.kind == "lite" and "Open local milvus failed" in str(exc):
                 raise MilvusSyncError(
                     f"cannot open Milvus Lite database {self.target}: another process has it open, or it is damaged"
                 ) from None
             raise
-        self._client = client
+        try:
+            client = self._client
+            version = str(self._call("get_server_version", lambda: client.get_server_version(timeout=self.timeout)))
+        except BaseException:
+            self.close()
+            raise
         self._upsert_routes_partitions = upsert_routes_partitions(version)
 
     def close(self) -> None:

@@ -276,6 +276,11 @@ class Outbox(SyncQueue):
         return self.path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
 
     @reads
+    def count_written_since(self, seq: int) -> int:
+        """Rows whose latest write has a change number above `seq` (what a write since `high_water()` was `seq` did)."""
+        return int(self.db.execute("SELECT COUNT(*) FROM docs WHERE seq > ?", (seq,)).fetchone()[0])
+
+    @reads
     def rejected(self, limit: int | None = None) -> list[RejectedRow]:
         """Rows the server refused for good, latest first, with the server's error."""
         sql = "SELECT id, last_error FROM docs WHERE state='rejected' ORDER BY seq DESC, id"

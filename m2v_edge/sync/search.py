@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from m2v_edge.errors import ZeroVectorQueryError
-from m2v_edge.sync.ingest import Embedder, model_name
+from m2v_edge.sync.ingest import Embedder, model_name, own_zero_vector_warnings
 from m2v_edge.sync.offline_index import index_of
 from m2v_edge.sync.outbox import Outbox
 from m2v_edge.sync.rows import Hit
@@ -65,7 +65,8 @@ def query_vector(embedder: Embedder, query: str) -> np.ndarray:
 
     if not isinstance(query, str):
         raise TypeError(f"query must be a str, got {type(query).__name__}")
-    vector = np.asarray(embedder.encode([query]), dtype=np.float32)[0]
+    with own_zero_vector_warnings():  # said below, in the error
+        vector = np.asarray(embedder.encode([query]), dtype=np.float32)[0]
     norm = float(np.linalg.norm(vector))
     if norm == 0.0:
         reason = zero_vector_message(1, 1, model_name(embedder), [query])

@@ -6,7 +6,8 @@ them, so no table is ever serialised into a protobuf (which refuses more than 2 
 of rows at a time into the data files. Checked here on a moderate table through the code path (what the checker is
 given, what goes through `numpy_helper.from_array`) and through the peak memory of an export in a fresh process.
 Measured by hand on a 500,353 x 256 float32 table with a 500k-piece Unigram tokenizer (`bench/multilingual_model`),
-fp32, int8 and int4: 1.25 GB peak RSS, most of it the tokenizer (3.82 GB before the streaming).
+fp32, int8 and int4 (and the native core's tokenizer file): 1.39 GB peak RSS, most of it the tokenizer (3.82 GB
+before the streaming).
 """
 
 from __future__ import annotations

@@ -34,7 +34,9 @@ def install(bundle: Path, name: str, data: bytes) -> Path:
     path.write_bytes(data)
 
     def update(manifest: dict) -> None:
-        for entry in [*manifest["variants"].values(), *manifest.get("tables", {}).values(), manifest["tokenizer"]]:
+        core = (manifest.get("core_tokenizer") or {}).get("file")
+        files = [*manifest["variants"].values(), *manifest.get("tables", {}).values(), manifest["tokenizer"]]
+        for entry in [*files, *([core] if core else [])]:
             if entry["file"] == name:
                 entry.update(sha256=hashlib.sha256(data).hexdigest(), size=len(data))
 

@@ -168,10 +168,18 @@ class StandaloneServer(ServerProcess):
         for pid in pids:
             Path(f"/tmp/milvus/server_id_{pid}").unlink(missing_ok=True)
 
+    ETCD_PORTS = (2379, 2380)
+    """The embedded etcd always takes these."""
+    ETCD_WAIT = 900
+    """Seconds to wait for another Milvus standalone on this machine (another test run) to free the etcd ports."""
+
     def start(self, *, wait: bool = True) -> None:
-        for port in (2379, 2380):  # the embedded etcd always takes these
-            if port_open(port):
-                raise RuntimeError(f"port {port} is taken (another etcd or Milvus?); cannot start {self.name}")
+        deadline = time.monotonic() + self.ETCD_WAIT
+        while taken := [port for port in self.ETCD_PORTS if port_open(port)]:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"port {taken[0]} is still taken after {self.ETCD_WAIT}s (another etcd or Milvus?); "
+                                   f"cannot start {self.name}")
+            time.sleep(1)
         super().start(wait=wait)
 
     def is_ready(self) -> bool:

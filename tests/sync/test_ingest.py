@@ -168,7 +168,7 @@ def test_ingest_names_its_model_and_variant_and_counts_zero_vector_texts(tmp_pat
             {"id": "th2", "text": "ขอบคุณมาก"}, {"id": "emoji", "text": "😀"}]
     source.write_text("".join(json.dumps(d) + "\n" for d in docs), encoding="utf-8")
     result = run_cli("ingest", "--bundle", str(potion_bundle), "--variant", VARIANT, "--outbox",
-                     str(tmp_path / "o.db"), str(source))
+                     str(tmp_path / "o.db"), "--batch-size", "1", str(source))  # four batches, one warning
     assert result.returncode == 0, result.stderr
     lines = result.stderr.strip().splitlines()
     assert lines[0].startswith("m2v-edge ingest: embedding with potion-base-8M, variant fp32 (device profile ")
