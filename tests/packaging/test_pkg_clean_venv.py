@@ -28,7 +28,8 @@ from m2v_edge import EdgeEmbedder
 EdgeEmbedder(sys.argv[1], profile="generic").encode(["hello"])
 print(json.dumps(sorted({name.split(".")[0] for name in sys.modules})))
 """
-NOT_INSTALLED = ("onnx", "safetensors", "pymilvus", "milvus_lite", "torch", "model2vec", "starlette", "uvicorn", "orjson")
+NOT_INSTALLED = ("onnx", "safetensors", "pymilvus", "milvus_lite", "torch", "model2vec", "starlette", "uvicorn",
+                 "orjson")
 
 
 def encode_in(env: CleanVenv, source: str, texts: list[str], *, compat: bool = False) -> np.ndarray:
