@@ -58,10 +58,9 @@ def _serve(args: argparse.Namespace) -> int:
         host=args.host, port=args.port, token=read_serve_token(args.token_file), outbox=args.outbox,
         limits=Limits(args.max_body_bytes, args.max_texts, args.max_text_chars), group_requests=args.group_requests,
     )
-    settings.check()
+    sock = listen(settings.host, settings.port)  # first: a port in use is refused before the model loads
     embedder = opt.embedder(args, outbox_fingerprint=_outbox_fingerprint(args.outbox))
     app = create_app(embedder, settings)
-    sock = listen(settings.host, settings.port)
     logging.getLogger("m2v_edge.serve").setLevel(logging.INFO)
     url = url_of(sock)
 

@@ -28,6 +28,7 @@ from m2v_edge.serve.payloads import (
 )
 from m2v_edge.serve.replies import RequestError, json_reply
 from m2v_edge.serve.settings import ServeSettings
+from m2v_edge.sync import check_records
 
 PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
@@ -139,8 +140,6 @@ class Api:
 
     async def documents(self, request: Request) -> Response:
         """Ingest records into the outbox, checked as `m2v-edge ingest` checks lines; all or nothing."""
-        from m2v_edge.sync import check_records
-
         assert self.outbox is not None
         records = documents_request(await read_json(request, self.settings.limits), self.settings.limits)
         try:

@@ -23,7 +23,6 @@ from m2v_edge.serve.settings import ServeSettings
 def create_app(embedder: EdgeEmbedder, settings: ServeSettings) -> Gate:
     """The application serving `embedder` (and `settings.outbox`, opened here: `OutboxError` when it holds another
     model's vectors). Its lifespan's end stops the encoding and outbox threads once their work is done."""
-    settings.check()
     encoding = EncodingThread(embedder, group_requests=settings.group_requests)
     outbox = OutboxThread(settings.outbox, embedder) if settings.outbox is not None else None
     gate = Gate(settings.token)

@@ -30,7 +30,8 @@ class Limits:
 
 @dataclass(frozen=True)
 class ServeSettings:
-    """A server's settings. `check()` refuses an address other than loopback without a token."""
+    """A server's settings; `ServeError` for a port out of range, or an address other than loopback without a
+    token (checked when they are made, before any model is loaded)."""
 
     host: str = "127.0.0.1"
     port: int = 8080
@@ -42,8 +43,7 @@ class ServeSettings:
     group_requests: bool = True
     """Hand the requests that arrive together to the encoding thread in one go (see `m2v_edge.serve.encoding`)."""
 
-    def check(self) -> None:
-        """Raise `ServeError` when the server would be reachable from other machines without a token."""
+    def __post_init__(self) -> None:
         if not 0 <= self.port <= 65_535:
             raise ServeError(f"--port {self.port} is not a TCP port (0 to 65535; 0 picks a free one)")
         if self.token is None and not is_loopback(self.host):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -36,6 +37,17 @@ def test_an_address_other_than_loopback_needs_a_token(potion_bundle: Path, host:
     ]
 
 
+def test_a_port_in_use_is_refused_in_one_line(potion_bundle: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = run_serve(str(potion_bundle), "--port", str(port))
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [f"m2v-edge serve: error: cannot listen on 127.0.0.1:{port}: Address already "
+                                        "in use; is another server using it? choose another --port"]
+
+
 def test_the_token_is_refused_on_the_command_line_without_being_echoed(potion_bundle: Path) -> None:
     done = run_serve(str(potion_bundle), "--token", TOKEN)
     assert done.returncode == 2 and "never taken on the command line" in done.stderr
@@ -45,11 +57,11 @@ def test_the_token_is_refused_on_the_command_line_without_being_echoed(potion_bu
 def test_settings_and_loopback() -> None:
     assert all(is_loopback(host) for host in ("127.0.0.1", "127.8.9.10", "::1", "[::1]", "localhost", "LOCALHOST"))
     assert not any(is_loopback(host) for host in ("0.0.0.0", "::", "10.0.0.1", "kiosk.local", ""))
-    ServeSettings(host="0.0.0.0", token=BearerToken(TOKEN)).check()
+    ServeSettings(host="0.0.0.0", token=BearerToken(TOKEN))
     with pytest.raises(ServeError, match="needs a bearer token"):
-        ServeSettings(host="0.0.0.0").check()
+        ServeSettings(host="0.0.0.0")
     with pytest.raises(ServeError, match="is not a TCP port"):
-        ServeSettings(port=70_000).check()
+        ServeSettings(port=70_000)
 
 
 def test_token_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
