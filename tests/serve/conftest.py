@@ -28,11 +28,13 @@ READY_LINE = re.compile(r" on (http://\S+/)")
 
 
 class ServeProcess:
-    """`m2v-edge serve` running in a subprocess; its stderr lines are collected as they come."""
+    """`m2v-edge serve` running in a subprocess (this interpreter's, or the `m2v-edge` program given); its stderr
+    lines are collected as they come."""
 
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(self, *args: str, env: dict[str, str] | None = None, program: str | None = None) -> None:
+        command = [program] if program is not None else [sys.executable, "-m", "m2v_edge.cli"]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "m2v_edge.cli", "serve", *args],
+            [*command, "serve", *args],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
             env=env if env is not None else serve_env(),
         )
