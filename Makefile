@@ -2,8 +2,10 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
+CHROMEDRIVER := /usr/bin/chromedriver
+WRK    := /usr/bin/wrk
 
-.PHONY: demo test test-arm64 fuzz bench bench-smoke quality dist clean
+.PHONY: demo test test-arm64 fuzz bench bench-smoke bench-serve quality dist clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -24,9 +26,15 @@ demo: $(VENV)/.installed-export+milvus
 CORE_OFF_TESTS := tests/runtime/test_runtime_parity.py tests/runtime/test_runtime_multilingual_parity.py \
 	tests/runtime/test_runtime_unseen_tokenizers.py tests/test_compat_dropin.py
 
-test: $(VENV)/.installed-dev+milvus
+test: $(VENV)/.installed-dev+milvus $(CHROMEDRIVER)
 	$(PY) -m pytest
 	M2V_EDGE_NATIVE=0 $(PY) -m pytest -q $(CORE_OFF_TESTS)
+
+# Debian's headless Chromium and its driver, for the search page's browser test (tests/serve/test_search_page.py).
+# chromium-driver depends on chromium; apt-get needs root, as CI has.
+$(CHROMEDRIVER):
+	{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium-driver; } \
+	  || { echo "make test needs Debian's chromium-driver for the search page's test: apt-get install chromium-driver (as root)" >&2; exit 1; }
 
 # The runtime tests and the aarch64-vs-x86-64 parity check inside an emulated Debian bookworm arm64 (qemu user
 # mode). The root and the aarch64 wheels are built once into .cache/arm64/ and reused; delete that folder to
@@ -45,6 +53,16 @@ bench: $(VENV)/.installed-dev+bench
 
 bench-smoke: $(VENV)/.installed-dev+bench
 	$(PY) -m bench --smoke
+
+# `m2v-edge serve` under load against EdgeEmbedder in-process (bench/results/*-serve.*), then the search page's
+# screenshot (bench/results/*-search-page.png). wrk, the load generator, comes from Debian like chromium.
+bench-serve: $(VENV)/.installed-dev+milvus $(CHROMEDRIVER) $(WRK)
+	$(PY) -m bench.serve
+	SE_OFFLINE=true $(PY) -m bench.search_page_shot
+
+$(WRK):
+	{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends wrk; } \
+	  || { echo "make bench-serve needs Debian's wrk: apt-get install wrk (as root)" >&2; exit 1; }
 
 # Size against retrieval quality for fp32/fp16/int8/int4 at dims 256, 128 and 64 (bench/results/*-quality.*).
 quality: $(VENV)/.installed-dev+bench

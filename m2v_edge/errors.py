@@ -50,6 +50,10 @@ class MilvusUnavailableError(MilvusSyncError):
     """Milvus could not be reached or kept failing until the retry budget ran out; rows stay pending."""
 
 
+class ServeError(M2VEdgeError):
+    """`m2v-edge serve` cannot start as asked (an exposed address without a token, an unreadable token file)."""
+
+
 class ZeroVectorQueryError(M2VEdgeError):
     """A search query embeds to the zero vector (the model knows none of its tokens): no hit would mean anything."""
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-RUNTIME_MUST_NOT_IMPORT = ("onnx", "huggingface_hub", "safetensors", "torch", "model2vec", "pymilvus", "tqdm")
+RUNTIME_MUST_NOT_IMPORT = ("onnx", "huggingface_hub", "safetensors", "torch", "model2vec", "pymilvus", "tqdm",
+                           "starlette", "uvicorn", "anyio", "orjson")
 
 
 def _modules_after(statement: str) -> set[str]:

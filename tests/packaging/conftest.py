@@ -46,10 +46,10 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Dist:
 
 @pytest.fixture(scope="session")
 def wheelhouse(tmp_path_factory: pytest.TempPathFactory, dist: Dist) -> Path:
-    """Both wheels and every dependency of m2v-edge[export,milvus], downloaded once (`pip download`), and
+    """Both wheels and every dependency of m2v-edge[export,milvus,serve], downloaded once (`pip download`), and
     setuptools, which pip needs to build m2v-edge from its sdist without an index."""
     folder = tmp_path_factory.mktemp("wheelhouse")
-    run_host(sys.executable, "-m", "pip", "download", "--quiet", "-d", folder, f"{dist.wheel}[export,milvus]",
+    run_host(sys.executable, "-m", "pip", "download", "--quiet", "-d", folder, f"{dist.wheel}[export,milvus,serve]",
              dist.model_wheel, "setuptools>=77")
     return folder
 

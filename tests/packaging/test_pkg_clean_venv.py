@@ -22,7 +22,8 @@ from m2v_edge import EdgeEmbedder
 EdgeEmbedder(sys.argv[1], profile="generic").encode(["hello"])
 print(json.dumps(sorted({name.split(".")[0] for name in sys.modules})))
 """
-NOT_INSTALLED = ("onnx", "safetensors", "pymilvus", "milvus_lite", "torch", "model2vec")
+NOT_INSTALLED = ("onnx", "safetensors", "pymilvus", "milvus_lite", "torch", "model2vec", "starlette", "uvicorn",
+                 "orjson")
 
 
 def test_version_and_where_the_package_comes_from(base_venv: CleanVenv) -> None:
@@ -78,6 +79,14 @@ def test_export_names_the_extra_to_install(base_venv: CleanVenv) -> None:
     code = "from m2v_edge import Model2VecEmbeddingFunction as F\ntry: F('minishlab/potion-base-8M')\n" \
            "except Exception as exc: print(type(exc).__name__, exc)"
     assert "MissingExtraError" in (out := base_venv.py(code).stdout) and "pip install 'm2v-edge[export]'" in out
+
+
+def test_serve_names_the_extra_to_install(base_venv: CleanVenv) -> None:
+    result = base_venv.run("m2v-edge", "serve", MODEL_NAME, "--port", "0", check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "m2v-edge serve: error: m2v-edge serve needs the 'serve' extra: pip install 'm2v-edge[serve]'"
+    ]
 
 
 def test_models_command_lists_the_installed_model(base_venv: CleanVenv, dist: Dist) -> None:

@@ -42,6 +42,7 @@ def test_wheel_holds_the_code_its_core_and_every_device_profile_and_nothing_else
     assert PROFILES and {f"m2v_edge/device_profiles/profiles/{name}" for name in PROFILES} <= names
     assert "m2v_edge/device_profiles/tune_corpus.txt" in names
     assert {"m2v_edge/models.py", "m2v_edge/model_wheel.py", "m2v_edge/commands/models.py"} <= names
+    assert {"m2v_edge/serve/app.py", "m2v_edge/serve/search_page.html"} <= names
     assert all(name.startswith(("m2v_edge/", "m2v_edge-")) for name in names), sorted(names)
     assert not [name for name in names if name.endswith((".onnx", ".safetensors", ".pyc"))]
     assert [name for name in names if name.endswith(".so")] == [f"m2v_edge/{core}"]
@@ -77,7 +78,7 @@ def test_wheel_metadata_version_dependencies_and_extras(dist: Dist) -> None:
     assert wheel_text(dist.aarch64_wheel, "METADATA") == wheel_text(dist.wheel, "METADATA")  # one sdist, two builds
     meta = metadata(dist.wheel)
     assert str(meta.version) == m2v_edge.__version__
-    assert {str(extra) for extra in meta.provides_extra or []} >= {"export", "milvus"}
+    assert {str(extra) for extra in meta.provides_extra or []} >= {"export", "milvus", "serve"}
     by_extra: dict[str, set[str]] = {}
     for requirement in meta.requires_dist or []:
         marker = str(requirement.marker or "")
@@ -86,6 +87,7 @@ def test_wheel_metadata_version_dependencies_and_extras(dist: Dist) -> None:
     assert by_extra[""] == {"onnxruntime", "numpy", "tokenizers", "tomli"}
     assert by_extra["export"] == {"onnx", "huggingface-hub", "safetensors"}
     assert by_extra["milvus"] == {"pymilvus", "milvus-lite"}
+    assert by_extra["serve"] == {"starlette", "uvicorn", "httptools", "uvloop", "orjson"}
     with zipfile.ZipFile(dist.wheel) as archive:
         scripts = archive.read(f"m2v_edge-{m2v_edge.__version__}.dist-info/entry_points.txt").decode()
     assert "m2v-edge = m2v_edge.cli:main" in scripts

@@ -1,4 +1,5 @@
-"""The `[export]` and `[milvus]` extras, each in its own fresh venv installed offline from the wheelhouse."""
+"""The `[export]`, `[milvus]` and `[serve]` extras, each in its own fresh venv installed offline from the
+wheelhouse."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
+import requests
 from clean_venvs import CleanVenv
 from pkg_support import MODEL_DISTRIBUTION, MODEL_NAME, POTION, REPORT, Dist
+from serve.conftest import ServeProcess
 
 import m2v_edge
 
@@ -42,6 +45,13 @@ def milvus_venv(tmp_path_factory: pytest.TempPathFactory, wheelhouse: Path) -> C
     return env
 
 
+@pytest.fixture(scope="module")
+def serve_venv(tmp_path_factory: pytest.TempPathFactory, wheelhouse: Path) -> CleanVenv:
+    env = CleanVenv(tmp_path_factory.mktemp("serve") / "venv", "serve extra", REPORT.transcript)
+    env.install(wheelhouse, "m2v-edge[serve]", MODEL_DISTRIBUTION)
+    return env
+
+
 def test_export_extra_exports_the_same_bundle_as_here(export_venv: CleanVenv, dist: Dist) -> None:
     assert export_venv.run("m2v-edge", "--version").stdout.strip() == f"m2v-edge {m2v_edge.__version__}"
     assert [name for name in ("onnx", "huggingface_hub", "safetensors") if not export_venv.has(name)] == []
@@ -69,3 +79,17 @@ def test_milvus_extra_round_trip_with_the_installed_model(milvus_venv: CleanVenv
     assert result.stdout.strip().splitlines()[-1] == "plugins for the media player"
     export = milvus_venv.run("m2v-edge", "export", str(POTION), "-o", "out", check=False)
     assert export.returncode == 2 and "pip install 'm2v-edge[export]'" in export.stderr
+
+
+def test_serve_extra_serves_the_installed_model_by_its_name(serve_venv: CleanVenv) -> None:
+    assert all(serve_venv.has(name) for name in ("starlette", "uvicorn", "orjson", "httptools", "uvloop"))
+    assert [name for name in ("onnx", "pymilvus", "torch", "model2vec") if serve_venv.has(name)] == []
+    server = ServeProcess(MODEL_NAME, "--port", "0", env=serve_venv.env,
+                          program=str(serve_venv.root / "bin" / "m2v-edge"))
+    try:
+        url = server.wait_ready()
+        info = requests.get(f"{url}info", timeout=60).json()
+        assert (info["model"], info["dim"], info["version"]) == ("potion-base-8M", 256, m2v_edge.__version__)
+        assert len(requests.post(f"{url}embed", json={"inputs": "a text editor"}, timeout=60).json()[0]) == 256
+    finally:
+        assert server.stop() == 0, server.lines
