@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from m2v_edge.errors import OutboxError
 from m2v_edge.sync.outbox import Outbox
 
 NORM_SLACK = 1e-3
@@ -41,8 +42,12 @@ _INDEXES_LOCK = threading.Lock()
 
 
 def index_of(outbox: Outbox) -> OutboxIndex:
-    """The shared index of `outbox`'s file, created empty on first use."""
-    info = os.stat(outbox.path)
+    """The shared index of `outbox`'s file, created empty on first use; `OutboxError` when the file is gone."""
+    try:
+        info = os.stat(outbox.path)
+    except OSError as exc:
+        raise OutboxError(f"cannot read outbox {outbox.path}: {exc.strerror}; was it moved or deleted? restart "
+                          "m2v-edge serve with the outbox's path") from None
     key = (info.st_dev, info.st_ino)
     with _INDEXES_LOCK:
         index = _INDEXES.get(key)
@@ -106,14 +111,16 @@ class OutboxIndex:
         return np.flatnonzero((approx + bound >= floor) & live)
 
     def refresh(self, outbox: Outbox) -> None:
-        """Bring the index up to date with `outbox` (reads only what changed since the last refresh)."""
+        """Bring the index up to date with `outbox` (reads only what changed since the last refresh); `OutboxError`
+        when the outbox was moved to another model since `outbox` was opened."""
         db = outbox.db
         db.execute("BEGIN")  # one snapshot for the counters and the rows
         try:
-            meta = dict(db.execute("SELECT key, value FROM meta WHERE key IN ('seq', 'purged', 'fingerprint')"))
-            seq, purged = int(meta["seq"]), int(meta.get("purged", 0))
-            if meta["fingerprint"] != self.fingerprint or self.half.shape[1] != outbox.dim or purged > self.seq:
-                self._reset(meta["fingerprint"], outbox.dim)
+            meta = dict(db.execute("SELECT key, value FROM meta WHERE key IN ('seq', 'purged', 'fingerprint', 'dim')"))
+            outbox.check_model_unchanged()  # the query was embedded with the model of the handle
+            seq, purged, dim = int(meta["seq"]), int(meta.get("purged", 0)), int(meta["dim"])
+            if meta["fingerprint"] != self.fingerprint or self.half.shape[1] != dim or purged > self.seq:
+                self._reset(meta["fingerprint"], dim)
             if seq == self.seq:
                 return
             rows = db.execute(

@@ -169,6 +169,18 @@ class Outbox(SyncQueue):
                 "use the bundle it was made with, or another outbox file ('m2v-edge reembed' moves it to a new model)"
             )
 
+    @reads
+    def check_model_unchanged(self) -> None:
+        """Refuse to go on when another process moved the outbox to another model ('m2v-edge reembed') since this
+        handle was opened. Call it inside the transaction or read snapshot whose rows it vouches for."""
+        stored = dict(self.db.execute("SELECT key, value FROM meta WHERE key IN ('fingerprint', 'dim')"))
+        if stored.get("fingerprint") != self.fingerprint or stored.get("dim") != str(self.dim):
+            raise OutboxError(
+                f"outbox {self.path} was moved to model {stored.get('fingerprint')} (dim {stored.get('dim')}) by "
+                f"'m2v-edge reembed' after it was opened here with model {self.fingerprint} (dim {self.dim}): "
+                "restart m2v-edge serve or ingest with the new model's bundle"
+            )
+
     def close(self) -> None:
         """Close the database connection."""
         self.db.close()
@@ -186,6 +198,7 @@ class Outbox(SyncQueue):
 
         Rows get the checks the JSONL reader applies (`m2v_edge.sync.records.check_record`). An id already present
         is replaced (its vector, text and metadata) and made pending again. Returns the transaction's change number.
+        `OutboxError` when the outbox was moved to another model since it was opened (`check_model_unchanged`).
         """
         records = [check_record(*row, f"row {number}") for number, row in enumerate(rows, start=1)]
         vectors = np.asarray(vectors)
@@ -199,6 +212,7 @@ class Outbox(SyncQueue):
         search = search_copies(exact)
         now = time.time()
         with self.write() as seq:
+            self.check_model_unchanged()  # the vectors were made with the model this handle was opened for
             self.db.executemany(
                 "INSERT INTO docs (id, text, metadata, search, created, state, attempts, last_error, seq)"
                 " VALUES (?, ?, ?, ?, ?, 'pending', 0, NULL, ?) ON CONFLICT (id) DO UPDATE SET text=excluded.text,"

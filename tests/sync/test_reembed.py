@@ -134,3 +134,29 @@ def test_rows_written_during_a_reembed_are_embedded_again(tmp_path: Path, potion
 
 def as_matrix(copies: dict[str, bytes], ids: list[str]) -> np.ndarray:
     return np.stack([np.frombuffer(copies[i], dtype="<f2") for i in ids]).astype(np.float32)
+
+
+def test_a_handle_opened_before_a_reembed_refuses_to_write_or_search_after_it(
+    tmp_path: Path, potion_bundle: Path, embedder
+) -> None:
+    """`serve --outbox` or `ingest` running while another process re-embeds must not write old-model vectors into
+    the new model's outbox, nor score old-model queries against new-model vectors."""
+    from m2v_edge.runtime import EdgeEmbedder
+
+    new_embedder = EdgeEmbedder(potion_bundle, variant="int8")
+    texts = ["vim is a text editor", "emacs is a text editor too"]
+    path = tmp_path / "o.db"
+    with Outbox.create(path, fingerprint=embedder.fingerprint, dim=embedder.dim) as writer:
+        writer.put([(f"d{i}", t, {}) for i, t in enumerate(texts)], embedder.encode(texts))
+        assert search_outbox(writer, embedder, "editor", k=1)  # the shared index is built with the old model
+        with Outbox.open(path) as other:  # as another process would
+            reembed(other, new_embedder)
+        before = snapshot(path)
+        with pytest.raises(OutboxError, match="restart m2v-edge serve or ingest with the new model's bundle"):
+            writer.put([("late", "written with the old model", {})], embedder.encode(["written with the old model"]))
+        with pytest.raises(OutboxError, match="was moved to model .* by 'm2v-edge reembed'"):
+            search_outbox(writer, embedder, "editor", k=1)
+        assert snapshot(path) == before
+        assert before[0] == new_embedder.fingerprint
+    with Outbox.open(path) as reopened:
+        assert [hit.doc_id for hit in search_outbox(reopened, new_embedder, "vim editor", k=1)] == ["d0"]
