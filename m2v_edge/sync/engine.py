@@ -347,6 +347,7 @@ class Syncer:
             yield
             return
         with self._lock:
+            self.outbox.check_model_unchanged()  # a reembed may have run between the outbox's opening and now
             yield
 
     def _progress(self, done: int, total: int) -> None:

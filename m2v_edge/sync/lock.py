@@ -22,11 +22,15 @@ def lock_path(outbox_path: str | os.PathLike[str]) -> Path:
 
 
 class SyncLock:
-    """An exclusive advisory lock on an outbox's sync; `OutboxError` when another sync holds it."""
+    """An exclusive advisory lock on an outbox's sync (`m2v-edge sync` and `reembed` take it); `OutboxError` when
+    another holds it, with `refusal` as its message when given."""
 
-    def __init__(self, outbox_path: str | os.PathLike[str]) -> None:
+    def __init__(self, outbox_path: str | os.PathLike[str], *, refusal: str | None = None) -> None:
         self.outbox = Path(outbox_path)
         self.path = lock_path(outbox_path)
+        self.refusal = refusal or (
+            f"another sync is already running on outbox {self.outbox} (or a reembed is): wait for it to end"
+        )
         self._fd: int | None = None
 
     def __enter__(self) -> SyncLock:
@@ -35,7 +39,7 @@ class SyncLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise OutboxError(f"another sync is already running on outbox {self.outbox}") from None
+            raise OutboxError(self.refusal) from None
         self._fd = fd
         return self
 

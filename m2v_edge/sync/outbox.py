@@ -178,7 +178,7 @@ class Outbox(SyncQueue):
             raise OutboxError(
                 f"outbox {self.path} was moved to model {stored.get('fingerprint')} (dim {stored.get('dim')}) by "
                 f"'m2v-edge reembed' after it was opened here with model {self.fingerprint} (dim {self.dim}): "
-                "restart m2v-edge serve or ingest with the new model's bundle"
+                "restart m2v-edge serve, ingest or sync with the new model's bundle"
             )
 
     def close(self) -> None:

@@ -20,6 +20,7 @@ import numpy as np
 
 from m2v_edge.errors import OutboxError
 from m2v_edge.sync.ingest import Embedder
+from m2v_edge.sync.lock import SyncLock
 from m2v_edge.sync.outbox import Outbox
 from m2v_edge.sync.rows import search_copies, unpack_text
 
@@ -55,13 +56,27 @@ def reembed(
 ) -> ReembedReport:
     """Embed every live row of `outbox` again with `embedder` (a new model) and switch the outbox over to it.
 
-    `progress` is called with (rows with a new vector, live rows) before the first batch and after each.
+    `progress` is called with (rows with a new vector, live rows) before the first batch and after each. Holds the
+    outbox's `SyncLock` throughout: `OutboxError` when a sync holds it (a sync would send rows of both models).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if embedder.fingerprint == outbox.fingerprint:
+        raise OutboxError(
+            f"outbox {outbox.path} already holds vectors of model {embedder.fingerprint}: nothing to re-embed"
+        )
+    refusal = (f"cannot re-embed outbox {outbox.path} while a sync is running on it: stop the sync service first "
+               "(m2v-edge sync --watch), then run the reembed again")
+    with SyncLock(outbox.path, refusal=refusal):
+        outbox.check_model_unchanged()
+        return _reembed(outbox, embedder, batch_size, progress)
+
+
+def _reembed(
+    outbox: Outbox, embedder: Embedder, batch_size: int, progress: Callable[[int, int], None] | None
+) -> ReembedReport:
+    """`reembed`, under the sync lock."""
     old, new = outbox.fingerprint, embedder.fingerprint
-    if new == old:
-        raise OutboxError(f"outbox {outbox.path} already holds vectors of model {new}: nothing to re-embed")
     start = time.perf_counter()
     db = outbox.db
     with outbox.transaction():

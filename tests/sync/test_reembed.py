@@ -13,6 +13,7 @@ import pytest
 
 from m2v_edge.errors import OutboxError
 from m2v_edge.sync import Outbox, search_outbox
+from m2v_edge.sync.lock import SyncLock
 from m2v_edge.sync.reembed import reembed
 from m2v_edge.sync.rows import search_copies
 
@@ -152,7 +153,7 @@ def test_a_handle_opened_before_a_reembed_refuses_to_write_or_search_after_it(
         with Outbox.open(path) as other:  # as another process would
             reembed(other, new_embedder)
         before = snapshot(path)
-        with pytest.raises(OutboxError, match="restart m2v-edge serve or ingest with the new model's bundle"):
+        with pytest.raises(OutboxError, match="restart m2v-edge serve, ingest or sync with the new model's bundle"):
             writer.put([("late", "written with the old model", {})], embedder.encode(["written with the old model"]))
         with pytest.raises(OutboxError, match="was moved to model .* by 'm2v-edge reembed'"):
             search_outbox(writer, embedder, "editor", k=1)
@@ -160,3 +161,19 @@ def test_a_handle_opened_before_a_reembed_refuses_to_write_or_search_after_it(
         assert before[0] == new_embedder.fingerprint
     with Outbox.open(path) as reopened:
         assert [hit.doc_id for hit in search_outbox(reopened, new_embedder, "vim editor", k=1)] == ["d0"]
+
+
+def test_reembed_refuses_while_a_sync_holds_the_outbox(tmp_path: Path, potion_bundle: Path, embedder) -> None:
+    """A `sync --watch` running through a reembed would send rows of both models; the reembed refuses to start."""
+    from m2v_edge.runtime import EdgeEmbedder
+
+    path = tmp_path / "o.db"
+    with Outbox.create(path, fingerprint=embedder.fingerprint, dim=embedder.dim) as outbox:
+        outbox.put([("d0", "vim is a text editor", {})], embedder.encode(["vim is a text editor"]))
+        with SyncLock(path):  # as a running sync holds it
+            with pytest.raises(OutboxError, match="while a sync is running on it: stop the sync service first"):
+                reembed(outbox, EdgeEmbedder(potion_bundle, variant="int8"))
+        assert outbox.fingerprint == embedder.fingerprint
+        assert sql_count(path, "SELECT COUNT(*) FROM meta WHERE key='reembed_fingerprint'") == 0
+        with SyncLock(path):  # the reembed let go of the lock
+            pass
