@@ -37,8 +37,8 @@ class OutboxThread:
         return await self._call(lambda outbox: search_outbox(outbox, self.embedder, query, k=k, kiosk=kiosk))
 
     async def ingest(self, records: list[Record]) -> IngestReport:
-        """`m2v_edge.sync.ingest` of checked records into this outbox (one transaction per batch)."""
-        return await self._call(lambda outbox: ingest(outbox, self.embedder, records))
+        """`m2v_edge.sync.ingest` of checked records into this outbox, all in one transaction (all or nothing)."""
+        return await self._call(lambda outbox: ingest(outbox, self.embedder, records, batch_size=max(1, len(records))))
 
     def close(self) -> None:
         """Finish the work given, then close the outbox."""

@@ -4,6 +4,7 @@ hits equal to `search_outbox`'s, the kiosk filter, and an outbox of another mode
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -122,3 +123,22 @@ def test_without_an_outbox_search_says_how_to_get_one(server_url: str) -> None:
         reply = requests.request(method, server_url + path, json={"query": "x"}, timeout=60)
         assert reply.status_code == 404
         assert reply.json()["error"] == f"{path} needs an outbox: start m2v-edge serve with --outbox FILE"
+
+
+def test_documents_are_written_in_one_transaction_however_many(potion_bundle: Path, tmp_path: Path,
+                                                                records: list[dict]) -> None:
+    """`/documents` is all or nothing: more records than ingest's default batch (512) still go in one transaction,
+    so that a failure part-way (a full disk, a reembed meanwhile) cannot leave some of them written."""
+    path = tmp_path / "kiosk.outbox"
+    server, url = start_server(potion_bundle, "--outbox", str(path))
+    try:
+        many = [{**record, "id": f"{record['id']}-{copy}"} for copy in range(2) for record in records]  # 600
+        reply = requests.post(f"{url}/documents", json=many, timeout=120)
+        assert reply.status_code == 200 and reply.json()["written"] == 2 * N_DOCS, reply.text
+    finally:
+        assert server.stop() == 0, server.lines
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("SELECT COUNT(*), COUNT(DISTINCT seq) FROM docs").fetchone() == (2 * N_DOCS, 1)
+    finally:
+        conn.close()
