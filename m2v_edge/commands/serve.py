@@ -28,6 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1, this machine)")
     serve.add_argument("--port", type=int, default=8080, help="TCP port (default 8080; 0 picks a free one)")
     serve.add_argument("--outbox", type=Path, help="outbox for /search and /documents (created when missing)")
+    serve.add_argument("--kiosk-id", help="with --outbox: this kiosk's id, set when the outbox is created (default: "
+                       "from the machine: host name and a hash of /etc/machine-id)")
     serve.add_argument("--token-file", type=Path, help="file holding the bearer token (default: $M2V_EDGE_SERVE_TOKEN)")
     serve.add_argument("--token", nargs="?", action=_RefuseToken, help=argparse.SUPPRESS)
     serve.add_argument("--max-body-bytes", type=opt.positive, default=Limits.max_body_bytes,
@@ -57,6 +59,7 @@ def _serve(args: argparse.Namespace) -> int:
     settings = ServeSettings(
         host=args.host, port=args.port, token=read_serve_token(args.token_file), outbox=args.outbox,
         limits=Limits(args.max_body_bytes, args.max_texts, args.max_text_chars), group_requests=args.group_requests,
+        kiosk_id=args.kiosk_id,
     )
     sock = listen(settings.host, settings.port)  # first: a port in use is refused before the model loads
     embedder = opt.embedder(args, outbox_fingerprint=_outbox_fingerprint(args.outbox))

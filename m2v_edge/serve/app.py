@@ -24,7 +24,7 @@ def create_app(embedder: EdgeEmbedder, settings: ServeSettings) -> Gate:
     """The application serving `embedder` (and `settings.outbox`, opened here: `OutboxError` when it holds another
     model's vectors). Its lifespan's end stops the encoding and outbox threads once their work is done."""
     encoding = EncodingThread(embedder, group_requests=settings.group_requests)
-    outbox = OutboxThread(settings.outbox, embedder) if settings.outbox is not None else None
+    outbox = None if settings.outbox is None else OutboxThread(settings.outbox, embedder, kiosk_id=settings.kiosk_id)
     gate = Gate(settings.token)
 
     @asynccontextmanager

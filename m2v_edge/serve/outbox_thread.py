@@ -19,11 +19,13 @@ T = TypeVar("T")
 
 
 class OutboxThread:
-    """An outbox opened (created when missing) for `embedder`'s model; `OutboxError` at once when it is of another."""
+    """An outbox opened (created when missing, with `kiosk_id` or the machine's) for `embedder`'s model; `OutboxError`
+    at once when it is of another model, or of another kiosk than `kiosk_id`."""
 
-    def __init__(self, path: Path, embedder: EdgeEmbedder) -> None:
+    def __init__(self, path: Path, embedder: EdgeEmbedder, *, kiosk_id: str | None = None) -> None:
         self.path = path
         self.embedder = embedder
+        self._kiosk_id = kiosk_id
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="m2v-edge-outbox")
         self._outbox: Outbox | None = None
         try:
@@ -46,7 +48,8 @@ class OutboxThread:
         self._executor.shutdown()
 
     def _open(self) -> str:
-        self._outbox = Outbox.create(self.path, fingerprint=self.embedder.fingerprint, dim=self.embedder.dim)
+        self._outbox = Outbox.create(self.path, fingerprint=self.embedder.fingerprint, dim=self.embedder.dim,
+                                     kiosk_id=self._kiosk_id)
         return self._outbox.kiosk_id
 
     def _close(self) -> None:

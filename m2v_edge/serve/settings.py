@@ -30,8 +30,8 @@ class Limits:
 
 @dataclass(frozen=True)
 class ServeSettings:
-    """A server's settings; `ServeError` for a port out of range, or an address other than loopback without a
-    token (checked when they are made, before any model is loaded)."""
+    """A server's settings; `ServeError` for a port out of range, an address other than loopback without a token,
+    or a kiosk id without an outbox (checked when they are made, before any model is loaded)."""
 
     host: str = "127.0.0.1"
     port: int = 8080
@@ -42,8 +42,13 @@ class ServeSettings:
     limits: Limits = field(default_factory=Limits)
     group_requests: bool = True
     """Hand the requests that arrive together to the encoding thread in one go (see `m2v_edge.serve.encoding`)."""
+    kiosk_id: str | None = None
+    """The id an outbox created by the server gets, checked when it is opened as `m2v-edge ingest --kiosk-id` is
+    (`m2v_edge.sync.kiosk`); an existing outbox must have it."""
 
     def __post_init__(self) -> None:
+        if self.kiosk_id is not None and self.outbox is None:
+            raise ServeError(f"--kiosk-id {self.kiosk_id} names the kiosk of an outbox: give --outbox FILE too")
         if not 0 <= self.port <= 65_535:
             raise ServeError(f"--port {self.port} is not a TCP port (0 to 65535; 0 picks a free one)")
         if self.token is None and not is_loopback(self.host):

@@ -142,3 +142,29 @@ def test_documents_are_written_in_one_transaction_however_many(potion_bundle: Pa
         assert conn.execute("SELECT COUNT(*), COUNT(DISTINCT seq) FROM docs").fetchone() == (2 * N_DOCS, 1)
     finally:
         conn.close()
+
+
+def test_kiosk_id_names_the_outbox_serve_creates(potion_bundle: Path, tmp_path: Path) -> None:
+    path = tmp_path / "kiosk.outbox"
+    server, url = start_server(potion_bundle, "--outbox", str(path), "--kiosk-id", "lobby-2")
+    try:
+        assert requests.get(f"{url}/info", timeout=60).json()["outbox"]["kiosk_id"] == "lobby-2"
+        reply = requests.post(f"{url}/documents", json={"id": "faq-1", "text": "opening hours"}, timeout=60)
+        assert reply.json()["kiosk_id"] == "lobby-2"
+    finally:
+        assert server.stop() == 0, server.lines
+    with Outbox.open(path) as outbox:
+        assert outbox.kiosk_id == "lobby-2"
+    other = ServeProcess(str(potion_bundle), "--port", "0", "--outbox", str(path), "--kiosk-id", "lobby-3")
+    assert other.wait_exit(timeout=300) == 2
+    assert "belongs to kiosk 'lobby-2', not 'lobby-3'" in other.lines[-1]
+
+
+def test_an_invalid_kiosk_id_or_one_without_an_outbox_is_refused(potion_bundle: Path, tmp_path: Path) -> None:
+    path = tmp_path / "kiosk.outbox"
+    bad = ServeProcess(str(potion_bundle), "--port", "0", "--outbox", str(path), "--kiosk-id", "lobby 2")
+    assert bad.wait_exit(timeout=300) == 2
+    assert "invalid kiosk id 'lobby 2'" in bad.lines[-1] and not path.exists()
+    lonely = ServeProcess(str(potion_bundle), "--port", "0", "--kiosk-id", "lobby-2")
+    assert lonely.wait_exit(timeout=300) == 2
+    assert "--kiosk-id lobby-2 names the kiosk of an outbox: give --outbox FILE too" in lonely.lines[-1]
