@@ -119,11 +119,10 @@ def _sync(args: argparse.Namespace) -> int:
     bar = Progress("sync", show_progress(args.progress) and not args.watch, unit="rows")
     with Outbox.open(args.outbox) as outbox:
         embedder = opt.embedder(args, outbox_fingerprint=outbox.fingerprint) if args.bundle else None
-        if args.retry_rejected:
-            print(f"m2v-edge sync: {outbox.retry_rejected()} rejected rows will be sent again", file=sys.stderr)
         collection = MilvusCollection(where, args.collection, timeout=args.timeout)
         syncer = Syncer(outbox, collection, embedder=embedder, batch_size=args.batch_size, retry=retry, stop=stop,
-                        progress=bar.update, on_retry=_print_retry, reconcile=args.reconcile)
+                        progress=bar.update, on_retry=_print_retry, reconcile=args.reconcile,
+                        retry_rejected=args.retry_rejected)
         print(f"m2v-edge sync: kiosk {outbox.kiosk_id} -> {where} collection {args.collection}; an unreachable "
               f"Milvus is tried {retry.max_attempts} times over up to {opt.duration(retry.worst_case())} before "
               + ("the sync pauses and tries again" if args.watch else "the sync gives up"), file=sys.stderr, flush=True)
@@ -216,6 +215,8 @@ def _print_pass(report: Any) -> None:
 
 def _notes(report: Any) -> str:
     notes = ""
+    if report.retried:
+        notes += f"; {report.retried} rows refused earlier sent again (--retry-rejected)"
     if report.shortened:
         notes += f"; {report.shortened} texts cut to Milvus's 65,535 bytes (the outbox keeps them whole)"
     if report.embedded_again:

@@ -69,6 +69,8 @@ class SyncReport:
     """Rows acknowledged but changed locally meanwhile: they stay waiting and go again."""
     rejected: int = 0
     """Rows the server refused for good, now quarantined (`Outbox.rejected`)."""
+    retried: int = 0
+    """Rows refused earlier made to wait again before sending (`retry_rejected`)."""
     shortened: int = 0
     """Texts cut to Milvus's 65,535 bytes (the outbox keeps them whole)."""
     embedded_again: int = 0
@@ -83,8 +85,8 @@ class SyncReport:
 
     def add(self, other: SyncReport) -> None:
         """Accumulate another report's counts (for `watch`)."""
-        for name in ("upserted", "deleted", "superseded", "rejected", "shortened", "embedded_again", "batches",
-                     "failed_attempts", "seconds"):
+        for name in ("upserted", "deleted", "superseded", "rejected", "retried", "shortened", "embedded_again",
+                     "batches", "failed_attempts", "seconds"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.repairs.extend(other.repairs)
         self.waiting = other.waiting
@@ -97,6 +99,8 @@ class Syncer:
     :param reconcile: compare the collection with the outbox (and repair) before the next sync, even when it is
         the collection the outbox last left.
     :param on_retry: told about every failed attempt before the wait (default: logged at INFO).
+    :param retry_rejected: make the rows the server refused for good wait again (`Outbox.retry_rejected`), once the
+        sync holds the outbox's lock, before its first pass.
     """
 
     def __init__(
@@ -112,6 +116,7 @@ class Syncer:
         progress: ProgressCallback | None = None,
         on_retry: RetryCallback | None = None,
         reconcile: bool = False,
+        retry_rejected: bool = False,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -127,6 +132,7 @@ class Syncer:
         self.progress = progress
         self.on_retry = on_retry
         self.reconcile = reconcile
+        self.retry_rejected = retry_rejected
         self._lock = SyncLock(outbox.path)
         self._identity: str | None = None
         self._changed = False
@@ -146,6 +152,8 @@ class Syncer:
         """`run`, counting into `report` as it goes: a sync that fails half-way leaves what it did there."""
         start = time.perf_counter()
         with self._locked():
+            if self.retry_rejected:  # under the lock: another sync may be marking rows rejected
+                report.retried, self.retry_rejected = self.outbox.retry_rejected(), False
             try:
                 # connect and check the collection first, even with nothing to send; failures are recorded on the
                 # rows that would go first

@@ -245,6 +245,20 @@ def test_only_one_sync_runs_per_outbox(outbox5000: Path, tmp_path: Path) -> None
     assert not (tmp_path / "k.db").exists()
 
 
+def test_retry_rejected_waits_for_the_sync_lock(outbox5000: Path, tmp_path: Path) -> None:
+    """--retry-rejected changes rows' states: it must not run while another sync (which may be marking rows
+    rejected) holds the outbox."""
+    with Outbox.open(outbox5000) as outbox:
+        first = outbox.pending(limit=1, max_bytes=1 << 20, up_to=outbox.high_water())
+        assert outbox.mark_rejected(first, "Milvus refused it") == 1
+    with SyncLock(outbox5000):
+        result = run_cli("sync", "--outbox", str(outbox5000), "--uri", str(tmp_path / "k.db"), "--collection", "c",
+                         "--retry-rejected")
+    assert result.returncode == 2 and "another sync is already running" in result.stderr
+    with Outbox.open(outbox5000) as outbox:
+        assert outbox.states()[first[0].id] == "rejected"
+
+
 def test_awkward_ids_survive_upsert_delete_and_readback(tmp_path: Path, lite_server, collection_name: str) -> None:
     ids = ['a"b', "c'd", "e\\f", 'g\\"h', "ü ñ 漢", "😀", "\\u0041", "a, b]", "x" * 512, "or id != ''"]
     outbox_path = tmp_path / "o.db"
