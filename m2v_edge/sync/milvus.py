@@ -288,13 +288,24 @@ class MilvusCollection:
                 timeout=self.timeout))
             keys = sorted(str(row[F_PK]) for row in rows)
             if len(set(keys)) != len(keys):
-                raise MilvusSyncError(f"collection {self.name!r} returned a row twice")
+                raise self._duplicate(next(key for key, after in zip(keys, keys[1:]) if key == after))
             if len(rows) < window:
                 found.update((str(row[F_PK]), row) for row in rows)
             else:
                 middle = keys[len(keys) // 2]
                 ranges += [(low, middle), (middle, high)]
         return list(found.values())
+
+    def _duplicate(self, key: str) -> MilvusSyncError:
+        """The error for a primary key the collection holds twice (Milvus before 2.4 keeps both rows of a key
+        written twice at once, as by two kiosks that share one kiosk id)."""
+        kiosk = key.split(":", 1)[0]
+        return MilvusSyncError(
+            f"collection {self.name!r} holds two rows with primary key {key!r} (kiosk {kiosk!r}): Milvus before 2.4 "
+            f"keeps both when two kiosks share the id {kiosk!r}. Delete that kiosk's duplicate rows (pymilvus: "
+            f"client.delete({self.name!r}, filter={f'{F_PK} == {json.dumps(key)}'!r})), give each kiosk its own "
+            "--kiosk-id, then run 'm2v-edge sync --reconcile' on the kiosk to send the document again"
+        )
 
     def kiosk_digests(self, kiosk_id: str) -> dict[str, str]:
         """Kiosk `kiosk_id`'s document ids in the collection, each with the digest of what was sent."""
