@@ -67,13 +67,15 @@ def test_settings_and_loopback() -> None:
 def test_token_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.delenv("M2V_EDGE_SERVE_TOKEN", raising=False)
     assert read_serve_token() is None
-    monkeypatch.setenv("M2V_EDGE_SERVE_TOKEN", f"  {TOKEN}\n")
-    assert read_serve_token().accepts(f"Bearer {TOKEN}".encode())
+    env_token = "kiosk-from-the-environment"
+    monkeypatch.setenv("M2V_EDGE_SERVE_TOKEN", f"  {env_token}\n")
+    assert read_serve_token().accepts(f"Bearer {env_token}".encode())
     path = tmp_path / "token"
     path.write_text(f"{TOKEN}\nignored second line\n")
     path.chmod(0o600)
     token = read_serve_token(path)  # the file wins over the environment
     assert token.accepts(f"Bearer {TOKEN}".encode()) and not caplog.records
+    assert not token.accepts(f"Bearer {env_token}".encode())
     assert TOKEN not in repr(token) + str(token) + f"{token}"
     for wrong in (None, b"", b"Bearer", f"bearer {TOKEN}".encode(), f"Bearer {TOKEN} ".encode(), TOKEN.encode(),
                   f"Bearer {TOKEN[:-1]}".encode(), f"Basic {TOKEN}".encode()):
