@@ -78,8 +78,10 @@ class Api:
         return await (self.search_page(request) if self.outbox is not None else self.no_outbox(request))
 
     async def health(self, request: Request) -> Response:
-        """Up and answering; `in_flight` counts the requests being handled, this one included."""
-        return json_reply({"status": "ok", "in_flight": self.in_flight()})
+        """Up and answering; `in_flight` counts the requests being handled, this one included; `zero_vector_texts`
+        the texts embedded to zero vectors since the start (the model knows none of their tokens)."""
+        return json_reply({"status": "ok", "in_flight": self.in_flight(),
+                           "zero_vector_texts": self.encoding.zero_vector_texts})
 
     async def info(self, request: Request) -> Response:
         """What is served: model source, fingerprint, dim, variant, profile, version, outbox, limits."""

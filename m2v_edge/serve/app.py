@@ -32,9 +32,9 @@ def create_app(embedder: EdgeEmbedder, settings: ServeSettings) -> Gate:
         try:
             yield
         finally:
-            encoding.close()
+            await encoding.close()
             if outbox is not None:
-                outbox.close()
+                await outbox.close()
 
     api = Api(embedder, settings, encoding, outbox, lambda: gate.in_flight)
     gate.app = Starlette(

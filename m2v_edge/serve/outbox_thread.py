@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from m2v_edge.runtime import EdgeEmbedder
+from m2v_edge.serve.replies import server_stopping
 from m2v_edge.sync import Hit, IngestReport, Outbox, Record, ingest, search_outbox
 
 T = TypeVar("T")
@@ -28,6 +29,7 @@ class OutboxThread:
         self._kiosk_id = kiosk_id
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="m2v-edge-outbox")
         self._outbox: Outbox | None = None
+        self._closed = False
         try:
             self.kiosk_id = self._executor.submit(self._open).result()
         except BaseException:
@@ -42,10 +44,11 @@ class OutboxThread:
         """`m2v_edge.sync.ingest` of checked records into this outbox, all in one transaction (all or nothing)."""
         return await self._call(lambda outbox: ingest(outbox, self.embedder, records, batch_size=max(1, len(records))))
 
-    def close(self) -> None:
-        """Finish the work given, then close the outbox."""
-        self._executor.submit(self._close).result()
-        self._executor.shutdown()
+    async def close(self) -> None:
+        """Refuse new work (503), finish the work given, then close the outbox (waiting off the event loop)."""
+        self._closed = True
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._close)
+        await asyncio.to_thread(self._executor.shutdown)
 
     def _open(self) -> str:
         self._outbox = Outbox.create(self.path, fingerprint=self.embedder.fingerprint, dim=self.embedder.dim,
@@ -58,6 +61,9 @@ class OutboxThread:
             self._outbox = None
 
     async def _call(self, work: Callable[[Outbox], T]) -> T:
+        if self._closed:
+            raise server_stopping()
+
         def run() -> Any:
             assert self._outbox is not None, "the outbox is closed"
             return work(self._outbox)

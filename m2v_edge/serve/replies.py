@@ -34,6 +34,11 @@ class RequestError(Exception):
         self.headers = headers
 
 
+def server_stopping() -> RequestError:
+    """The 503 of a request that arrives while the server stops (its threads take no more work)."""
+    return RequestError(503, None, "the server is stopping; send the request again once it is back")
+
+
 def json_reply(content: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     """`content` as JSON; numpy arrays are written as nested lists."""
     body = orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)

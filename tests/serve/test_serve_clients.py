@@ -124,7 +124,7 @@ def test_health_and_info(server_url: str, embedder) -> None:
 
     import m2v_edge
 
-    assert requests.get(f"{server_url}/health", timeout=60).json() == {"status": "ok", "in_flight": 1}
+    assert requests.get(f"{server_url}/health", timeout=60).json()["in_flight"] == 1
     info = requests.get(f"{server_url}/info", timeout=60).json()
     assert info["model"] == "potion-base-8M" and info["source"]["id"] == "potion-base-8M"
     assert (info["fingerprint"], info["dim"], info["variant"], info["profile"]) == (
