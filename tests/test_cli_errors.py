@@ -116,6 +116,8 @@ CASES = [
      "is not an m2v-edge outbox", INPUT),
     ("vacuum-missing-outbox", ["vacuum", "--outbox", "MISSING"], "does not exist", INPUT),
     ("vacuum-foreign-outbox", ["vacuum", "--outbox", "GARBAGE"], "is not an m2v-edge outbox", INPUT),
+    ("serve-token-in-argv", ["serve", "BUNDLE", "--token", "x"], "the serve token is never taken on the command line",
+     USAGE),
     ("alias-no-alias", ["alias", "--uri", "LITE", "--collection", "c"], "required: --alias", USAGE),
     ("alias-missing-database", ["alias", "--uri", "LITE", "--collection", "c", "--alias", "a"],
      "does not exist; run 'm2v-edge sync' first", INPUT),

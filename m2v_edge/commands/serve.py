@@ -6,7 +6,6 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import Any
 
 from m2v_edge.commands import sync_options as opt
 from m2v_edge.serve.settings import Limits
@@ -31,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--kiosk-id", help="with --outbox: this kiosk's id, set when the outbox is created (default: "
                        "from the machine: host name and a hash of /etc/machine-id)")
     serve.add_argument("--token-file", type=Path, help="file holding the bearer token (default: $M2V_EDGE_SERVE_TOKEN)")
-    serve.add_argument("--token", nargs="?", action=_RefuseToken, help=argparse.SUPPRESS)
+    opt.refuse_token(serve, "the serve token", "$M2V_EDGE_SERVE_TOKEN")
     serve.add_argument("--max-body-bytes", type=opt.positive, default=Limits.max_body_bytes,
                        help=f"largest request body (default {Limits.max_body_bytes})")
     serve.add_argument("--max-texts", type=opt.positive, default=Limits.max_texts,
@@ -42,15 +41,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="hand each request to the encoding thread alone (default: those that arrive together, "
                        "in one go)")
     serve.set_defaults(handler=_serve)
-
-
-class _RefuseToken(argparse.Action):
-    """`--token VALUE` is refused without echoing VALUE: argv is readable by every user of the machine."""
-
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
-                 option_string: str | None = None) -> None:
-        parser.error("the serve token is never taken on the command line (other users can read it there); put it "
-                     "in $M2V_EDGE_SERVE_TOKEN or a file given with --token-file")
 
 
 def _serve(args: argparse.Namespace) -> int:

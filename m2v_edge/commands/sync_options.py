@@ -17,18 +17,21 @@ def target_args(parser: argparse.ArgumentParser, *, required: bool = True) -> No
     parser.add_argument(
         "--token-file", type=Path, help="file holding the Milvus token (default: $M2V_EDGE_MILVUS_TOKEN)"
     )
-    parser.add_argument("--token", nargs="?", action=_RefuseToken, help=argparse.SUPPRESS)
+    refuse_token(parser, "the Milvus token", "$M2V_EDGE_MILVUS_TOKEN")
 
 
-class _RefuseToken(argparse.Action):
-    """`--token VALUE` is refused without echoing VALUE: argv is readable by every user of the machine."""
+def refuse_token(parser: argparse.ArgumentParser, what: str, env: str) -> None:
+    """A hidden `--token` that refuses any value without echoing it (argv is readable by every user of the
+    machine), saying to put `what` in `env` or a `--token-file` instead."""
+    message = (f"{what} is never taken on the command line (other users can read it there); put it in {env} or a "
+               "file given with --token-file")
 
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
-                 option_string: str | None = None) -> None:
-        parser.error(
-            "the Milvus token is never taken on the command line (other users can read it there); "
-            "put it in $M2V_EDGE_MILVUS_TOKEN or a file given with --token-file"
-        )
+    class RefuseToken(argparse.Action):
+        def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                     option_string: str | None = None) -> None:
+            parser.error(message)
+
+    parser.add_argument("--token", nargs="?", action=RefuseToken, help=argparse.SUPPRESS)
 
 
 def target(args: argparse.Namespace) -> Any:
