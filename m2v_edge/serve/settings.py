@@ -13,7 +13,8 @@ from m2v_edge.serve.auth import TOKEN_ENV, BearerToken
 @dataclass(frozen=True)
 class Limits:
     """What one request may hold. A body over `max_body_bytes`, more than `max_texts` texts or records, or a text
-    over `max_text_chars` characters is refused with 413 before anything is embedded."""
+    over `max_text_chars` characters is refused with 413 before anything is embedded. `ServeError` for a limit
+    below 1."""
 
     max_body_bytes: int = 4 << 20
     max_texts: int = 2048
@@ -25,7 +26,8 @@ class Limits:
     def __post_init__(self) -> None:
         for name in ("max_body_bytes", "max_texts", "max_text_chars"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                flag = "--" + name.replace("_", "-")
+                raise ServeError(f"{flag} ({name}) must be >= 1, got {getattr(self, name)}: give a positive limit")
 
 
 @dataclass(frozen=True)

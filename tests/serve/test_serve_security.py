@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from m2v_edge.errors import ServeError
-from m2v_edge.serve import BearerToken, ServeSettings, read_serve_token
+from m2v_edge.serve import BearerToken, Limits, ServeSettings, read_serve_token
 from m2v_edge.serve.settings import is_loopback
 
 from .conftest import serve_env, start_server
@@ -62,6 +62,8 @@ def test_settings_and_loopback() -> None:
         ServeSettings(host="0.0.0.0")
     with pytest.raises(ServeError, match="is not a TCP port"):
         ServeSettings(port=70_000)
+    with pytest.raises(ServeError, match=r"--max-texts \(max_texts\) must be >= 1, got 0"):
+        Limits(max_texts=0)
 
 
 def test_token_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:

@@ -128,3 +128,13 @@ def test_the_int8_screen_keeps_every_row_that_can_be_in_the_top_k(tmp_path: Path
             ranking = numpy_ranking(copies, embedder.encode([query])[0])
             assert [h.doc_id for h in hits] == [i for i, _ in ranking[:20]]
             np.testing.assert_allclose([h.score for h in hits], [s for _, s in ranking[:20]], atol=1e-6)
+
+
+def test_an_outbox_file_removed_while_open_is_an_outbox_error(tmp_path: Path, embedder) -> None:
+    """serve keeps its outbox open; a file deleted or moved under it gives OutboxError (503), not a crash (500)."""
+    path = tmp_path / "o.db"
+    with Outbox.create(path, fingerprint=embedder.fingerprint, dim=embedder.dim) as outbox:
+        outbox.put([("d0", "vim is a text editor", {})], embedder.encode(["vim is a text editor"]))
+        path.rename(tmp_path / "moved.db")
+        with pytest.raises(OutboxError, match=f"cannot read outbox {path}: .*was it moved or deleted"):
+            search_outbox(outbox, embedder, "editor", k=1)
