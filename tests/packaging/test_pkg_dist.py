@@ -21,11 +21,12 @@ from m2v_edge.runtime import native
 
 PROFILES = sorted(p.name for p in (REPO / "m2v_edge" / "device_profiles" / "profiles").glob("*.toml"))
 NATIVE_SOURCES = sorted(p.name for p in (REPO / "m2v_edge" / "_native").iterdir() if p.suffix in (".c", ".h"))
-WHEEL_GUARD = 300_000
+WHEEL_GUARD = 400_000
 """The size each m2v-edge wheel must stay under (a regression guard); the issue's target, WHEEL_TARGET, is reported.
-Measured: about 256 kB each (x86-64 and aarch64). About 180 kB are the Python modules, device profiles and metadata
-(the README is the long description); the compiled core adds about 75 kB compressed (245-265 kB as a file, 195 kB of it the Unicode tables that
-let it match tokenizers' normalization without loading tokenizers)."""
+Measured: about 340-355 kB each (x86-64 and aarch64). About 260 kB are the Python modules (sync and serve included),
+device profiles and metadata (the README is the long description, 21 kB compressed); the compiled core adds about
+77 kB compressed (245-265 kB as a file, 195 kB of it the Unicode tables that let it match tokenizers' normalization
+without loading tokenizers)."""
 PY = f"cp{sys.version_info.major}{sys.version_info.minor}"
 WHEELS = {
     "x86-64": ("wheel", f"{PY}-{PY}-linux_x86_64", 62, f"_core{sysconfig.get_config_var('EXT_SUFFIX')}"),
