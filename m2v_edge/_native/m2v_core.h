@@ -122,6 +122,9 @@ typedef struct m2v_vocab {
      * 2 punctuation; added_first[b] marks bytes that start a raw added token (texts holding one take the general
      * path). */
     int ascii_wordpiece;
+    /* ... and texts mixing ASCII with other characters too, cut at ASCII whitespace, when no normalizer op looks
+     * across it (no Precompiled op: its graphemes can join a space to what follows it). */
+    int ascii_mixed;
     uint8_t ascii_class[128];
     uint8_t added_first[256];
 } m2v_vocab;

@@ -267,6 +267,10 @@ static PyMethodDef tokenizer_methods[] = {
 static PyMemberDef tokenizer_members[] = {
     {"id_limit", T_UINT, offsetof(TokenizerObject, vocab.model.id_limit), READONLY,
      "every id the file gives is below this: the table rows it was compiled for"},
+    {"ascii_one_pass", T_INT, offsetof(TokenizerObject, vocab.ascii_wordpiece), READONLY,
+     "1 when ASCII texts take the one-pass WordPiece path"},
+    {"mixed_one_pass", T_INT, offsetof(TokenizerObject, vocab.ascii_mixed), READONLY,
+     "1 when texts mixing ASCII with other characters take it too, word by word"},
     {NULL, 0, 0, 0, NULL},
 };
 

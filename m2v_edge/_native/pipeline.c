@@ -57,22 +57,15 @@ static int encode_normalized(const m2v_vocab *v, m2v_work *w, size_t first, int6
     return 0;
 }
 
-/* The one-pass path for ASCII text through (Bert-like normalizer) + BertPreTokenizer + WordPiece; 1 when it did
- * the text, 0 when the text needs the general path (a non-ASCII byte, or one that starts a raw added token). */
-static int encode_ascii_wordpiece(const m2v_vocab *v, m2v_work *w, const uint8_t *text, size_t n, int64_t limit,
-                                  m2v_ids *out, int *status) {
-    for (size_t i = 0; i < n; i++) {
-        if (text[i] >= 0x80 || v->added_first[text[i]]) return 0;
-    }
-    size_t first = out->len;
-    *status = 0;
-    if (M2V_RESERVE(&w->arena, n)) {
-        *status = -1;
-        return 1;
-    }
+#define UNDER_LIMIT() ((int64_t)(out->len - first) < limit)
+
+/* Bytes [start, end) of ASCII text through (Bert-like normalizer) + BertPreTokenizer + WordPiece in one pass. */
+static int ascii_span(const m2v_vocab *v, m2v_work *w, const uint8_t *text, size_t start, size_t end, size_t first,
+                      int64_t limit, m2v_ids *out) {
+    if (M2V_RESERVE(&w->arena, end - start)) return -1;
     uint8_t *word = w->arena.data;
     size_t length = 0;
-    for (size_t i = 0; i < n && (int64_t)(out->len - first) < limit; i++) {
+    for (size_t i = start; i < end && UNDER_LIMIT(); i++) {
         uint16_t c = v->ascii_map[text[i]];
         if (c >= 128) continue; /* deleted */
         uint8_t kind = v->ascii_class[c];
@@ -80,18 +73,62 @@ static int encode_ascii_wordpiece(const m2v_vocab *v, m2v_work *w, const uint8_t
             word[length++] = (uint8_t)c;
             continue;
         }
-        if (length && m2v_wordpiece(v, word, length, out)) goto fail;
+        if (length && m2v_wordpiece(v, word, length, out)) return -1;
         length = 0;
-        if (kind == 2 && (int64_t)(out->len - first) < limit) {
+        if (kind == 2 && UNDER_LIMIT()) {
             uint8_t punctuation = (uint8_t)c;
-            if (m2v_wordpiece(v, &punctuation, 1, out)) goto fail;
+            if (m2v_wordpiece(v, &punctuation, 1, out)) return -1;
         }
     }
-    if (length && (int64_t)(out->len - first) < limit && m2v_wordpiece(v, word, length, out)) goto fail;
-    if ((int64_t)(out->len - first) > limit) out->len = first + (size_t)limit;
-    return 1;
-fail:
-    *status = -1;
+    if (length && UNDER_LIMIT() && m2v_wordpiece(v, word, length, out)) return -1;
+    return 0;
+}
+
+/* Text mixing ASCII with other characters, when the normalizer is local (v->ascii_mixed: no op looks across an
+ * ASCII whitespace character, which no normalization composes with and BertPreTokenizer always splits at): cut
+ * at ASCII whitespace, each all-ASCII word through the one-pass path and each other word through the general
+ * stages on its own. Curly quotes or an accented name then cost only their own words. */
+static int mixed_spans(const m2v_vocab *v, m2v_work *w, const uint8_t *text, size_t n, size_t first, int64_t limit,
+                       m2v_ids *out) {
+    size_t i = 0;
+    while (i < n && UNDER_LIMIT()) {
+        size_t start = i;
+        int ascii = 1;
+        for (; i < n; i++) {
+            if (text[i] >= 0x80) {
+                ascii = 0;
+            } else {
+                uint16_t c = v->ascii_map[text[i]];
+                if (c < 128 && v->ascii_class[c] == 1) break;
+            }
+        }
+        if (i > start) {
+            if (ascii) {
+                if (ascii_span(v, w, text, start, i, first, limit, out)) return -1;
+            } else if (i - start > UINT32_MAX / 8 || m2v_normalize(v, w, text + start, i - start) ||
+                       encode_normalized(v, w, first, limit, out)) {
+                return -1;
+            }
+        }
+        i++; /* the whitespace byte */
+    }
+    return 0;
+}
+
+/* The one-pass path for WordPiece pipelines whose normalizer works on ASCII one byte at a time; 1 when it did the
+ * text (status in *status), 0 when the text needs the general path (a byte that starts a raw added token, or a
+ * non-ASCII byte under a normalizer that is not local). */
+static int encode_ascii_wordpiece(const m2v_vocab *v, m2v_work *w, const uint8_t *text, size_t n, int64_t limit,
+                                  m2v_ids *out, int *status) {
+    int mixed = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (v->added_first[text[i]]) return 0;
+        mixed |= text[i] >= 0x80;
+    }
+    if (mixed && !v->ascii_mixed) return 0;
+    size_t first = out->len;
+    *status = mixed ? mixed_spans(v, w, text, n, first, limit, out) : ascii_span(v, w, text, 0, n, first, limit, out);
+    if (*status == 0 && (int64_t)(out->len - first) > limit) out->len = first + (size_t)limit;
     return 1;
 }
 

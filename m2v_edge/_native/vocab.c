@@ -263,6 +263,10 @@ static void plan_ascii(m2v_vocab *v) {
 static void plan_ascii_wordpiece(m2v_vocab *v) {
     v->ascii_wordpiece = v->ascii_fast && v->model.kind == M2V_MODEL_WORDPIECE && v->pretokenizer.count == 1 &&
                          v->pretokenizer.ops[0].op == M2V_PRE_BERT && v->added_normalized.count == 0;
+    v->ascii_mixed = v->ascii_wordpiece;
+    for (uint32_t i = 0; i < v->normalizer.count; i++) {
+        if (v->normalizer.ops[i].op == M2V_NORM_PRECOMPILED) v->ascii_mixed = 0;
+    }
     for (int b = 0; b < 128; b++) {
         unsigned flags = m2v_props((uint32_t)b).flags;
         v->ascii_class[b] = (flags & M2V_WHITESPACE) ? 1 : (flags & M2V_PUNCTUATION) ? 2 : 0;

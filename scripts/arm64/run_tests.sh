@@ -24,6 +24,7 @@ NATIVE_IDS=tests/runtime/test_runtime_native_ids.py
 ARM64_TESTS=(
     tests/arm64
     "$NATIVE_IDS"
+    tests/runtime/test_runtime_native_mixed.py
     tests/runtime/test_runtime_parity.py
     tests/runtime/test_runtime_batching.py
     tests/runtime/test_runtime_errors.py
@@ -33,6 +34,7 @@ ARM64_DESELECT=(
     --deselect "$NATIVE_IDS::test_every_code_point_normalizes_as_in_tokenizers[precompiled-tokenlearn]"
     --deselect "$NATIVE_IDS::test_random_sequences_normalize_as_in_tokenizers[precompiled-tokenlearn]"
     --deselect "$NATIVE_IDS::test_real_pipelines_give_tokenizers_ids[tokenlearn]"
+    --deselect tests/runtime/test_runtime_native_mixed.py::test_a_precompiled_normalizer_keeps_the_general_path
 )
 # The parity files again with the core turned off (the tokenizers paths), less three kinds of test:
 # - the core's id checks (test_aarch64_native_ids.py, test_runtime_native_ids.py): they need the core;

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from helpers.charsmap import build_charsmap
+from helpers.normalizer_configs import LOCAL_NORMALIZERS
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 
 from bench.multilingual_model import tokenlearn_tokenizer_file
@@ -52,20 +53,7 @@ def tokenlearn_charsmap() -> str:
 
 
 NORMALIZERS = {
-    **{
-        f"bert-clean{c:d}-cjk{h:d}-strip{s}-lower{lo:d}": lambda c=c, h=h, s=s, lo=lo: normalizers.BertNormalizer(
-            clean_text=c, handle_chinese_chars=h, strip_accents=s, lowercase=lo)
-        for c in (True, False) for h in (True, False) for s in (None, True, False) for lo in (True, False)
-    },
-    "lowercase": normalizers.Lowercase,
-    "strip-accents": normalizers.StripAccents,
-    "nfd": normalizers.NFD,
-    "nfkd": normalizers.NFKD,
-    "nfc": normalizers.NFC,
-    "nfkc": normalizers.NFKC,
-    "nfkc-lowercase": lambda: normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()]),
-    "nfd-stripaccents-nfc": lambda: normalizers.Sequence(
-        [normalizers.NFD(), normalizers.StripAccents(), normalizers.NFC()]),
+    **LOCAL_NORMALIZERS,
     "strip": normalizers.Strip,
     "replace-prepend": lambda: normalizers.Sequence(
         [normalizers.Replace("ab", "X\u0301"), normalizers.Prepend("\u2581")]),
