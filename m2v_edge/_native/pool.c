@@ -12,26 +12,19 @@
 
 #include "m2v_pool.h"
 
-static float half_to_float(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, exponent = (h >> 10) & 0x1Fu, mantissa = h & 0x3FFu, bits;
-    if (exponent == 0) {
-        if (mantissa == 0) {
-            bits = sign;
-        } else { /* subnormal: normalise it */
-            exponent = 127 - 15 + 1;
-            while (!(mantissa & 0x400u)) {
-                mantissa <<= 1;
-                exponent--;
-            }
-            bits = sign | (exponent << 23) | ((mantissa & 0x3FFu) << 13);
-        }
-    } else if (exponent == 0x1F) {
-        bits = sign | 0x7F800000u | (mantissa << 13);
-    } else {
-        bits = sign | ((exponent + 127 - 15) << 23) | (mantissa << 13);
-    }
-    float f;
-    memcpy(&f, &bits, sizeof(f));
+/* IEEE half to float, exact for every value, without branches so that the row loops vectorize: normal values and
+ * infinities/NaNs by moving the bits (exponent rebased, and rebased again for the all-ones exponent), subnormals
+ * as mantissa x 2^-24 (exact: the mantissa has 10 bits, and the product is a normal float). */
+static inline float half_to_float(uint16_t h) {
+    uint32_t magnitude = h & 0x7FFFu, exponent = h & 0x7C00u;
+    uint32_t bits = (magnitude << 13) + ((127u - 15u) << 23) + (exponent == 0x7C00u ? (128u - 16u) << 23 : 0u);
+    float moved, subnormal = (float)(magnitude & 0x3FFu) * 0x1p-24f;
+    memcpy(&moved, &bits, sizeof(moved));
+    float f = exponent == 0 ? subnormal : moved;
+    uint32_t out;
+    memcpy(&out, &f, sizeof(out));
+    out |= (uint32_t)(h & 0x8000u) << 16;
+    memcpy(&f, &out, sizeof(f));
     return f;
 }
 

@@ -7,11 +7,17 @@ texts with no tokens, only unknown tokens, and more tokens than max_length.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 from helpers.tiny_models import PARITY_VARIANTS, TINY_SPECS, TinyModels, tiny_texts
+from tokenizers import Tokenizer, models
 
-from m2v_edge.runtime import EdgeEmbedder
+from m2v_edge import _core
+from m2v_edge.export.tokenizer_file import compile_tokenizer
+from m2v_edge.runtime import EdgeEmbedder, native
 
 NATIVE_SPECS = [spec.id for spec in TINY_SPECS if spec.tokenizer in ("wordpiece", "unigram")]
 
@@ -45,3 +51,19 @@ def test_potion_single_texts_equal_the_graph(request, debian_texts, variant: str
 def test_other_paths_pool_single_texts_with_onnxruntime(tiny_models: TinyModels) -> None:
     for path in ("python", "tokenizers"):
         assert EdgeEmbedder(tiny_models.bundle("wp-f32-L1"), variant="fp32", tokenizing=path)._pooler is None
+
+
+def test_every_float16_value_is_read_exactly(tmp_path: Path) -> None:
+    """A float16 table row holding all 65,536 half values, pooled from one token: each comes out as numpy's
+    float16-to-float32 conversion gives it (subnormals, infinities and NaNs included)."""
+    tokenizer = Tokenizer(models.WordPiece({"[UNK]": 0, "a": 1}, unk_token="[UNK]"))
+    path = tmp_path / "tokenizer.m2v"
+    path.write_bytes(compile_tokenizer(json.loads(tokenizer.to_str()), tokenizer, 2))
+    halves = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(np.float16)
+    table = np.vstack([np.zeros_like(halves), halves])
+    pooler = _core.Pooler(table=table, kind=1, rows=2, dim=table.shape[1], block=0, blocks=0, scales=None,
+                          mapping=None, weights=None, id_count=2, unk_id=0, normalize=False)
+    out = np.empty(table.shape[1], dtype=np.float32)
+    pooler.embed(native.NativeTokenizer(path, None)._core, "a", -1, out)
+    expected = halves.astype(np.float32)
+    assert np.array_equal(out, expected, equal_nan=True)  # the sum starts at +0.0: -0.0 comes out as +0.0
