@@ -81,6 +81,7 @@ class MilvusCollection:
         self.must_exist = must_exist
         self._client: Any = None
         self._upsert_routes_partitions = True
+        self._lite_server = False
         self._pm = _pymilvus()
 
     # ------------------------------------------------------------- connection
@@ -115,6 +116,7 @@ class MilvusCollection:
             self.close()
             raise
         self._upsert_routes_partitions = upsert_routes_partitions(version)
+        self._lite_server = version.startswith("milvus_lite")
 
     def close(self) -> None:
         """Close the client; for Milvus Lite also stop the embedded engine, releasing the database lock."""
@@ -191,8 +193,12 @@ class MilvusCollection:
         return params
 
     def set_kiosk_token(self, kiosk_id: str, token: str) -> None:
-        """Record `token` as kiosk `kiosk_id`'s sync token on the collection (a collection property)."""
+        """Record `token` as kiosk `kiosk_id`'s sync token on the collection (a collection property), once what was
+        written before it is kept: Milvus Lite holds acknowledged rows in memory until a flush (a server killed
+        before it loses them, while the property survives), Milvus has them in its write-ahead log already."""
         client = self._require()
+        if self._lite_server:
+            self._call("flush", lambda: client.flush(self.name, timeout=self.timeout))
         self._call("alter_collection_properties", lambda: client.alter_collection_properties(
             self.name, {PROP_KIOSK + kiosk_id: token}, timeout=self.timeout))
 

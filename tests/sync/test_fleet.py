@@ -142,6 +142,32 @@ def test_fleet(fleet_server, fleet_templates: dict[str, Path], tmp_path: Path, c
     )
 
 
+def test_kiosks_that_finished_before_the_server_died_keep_their_rows(
+        fleet_server, fleet_templates: dict[str, Path], tmp_path: Path, collection_name: str, embedder) -> None:
+    """Six kiosks sync at once; the server is SIGKILLed and restarted as soon as one of them has ended while others
+    still write. A kiosk whose sync ended sends nothing again, so the server must still hold its rows: the sync
+    makes Milvus keep them (a flush on Milvus Lite, which holds acknowledged rows in memory) before it records
+    its token."""
+    outboxes = copies(fleet_templates, tmp_path / "six")
+    logs = {kiosk: tmp_path / f"{kiosk}.log" for kiosk in outboxes}
+    procs = {kiosk: start_cli(*sync_args(path, fleet_server.uri, collection_name, batch=10), log=logs[kiosk])
+             for kiosk, path in outboxes.items()}
+    try:
+        wait_for(lambda: any(proc.poll() is not None for proc in procs.values()), 300, "one kiosk's sync ended")
+        ended = [kiosk for kiosk, proc in procs.items() if proc.poll() is not None]
+        fleet_server.kill()
+        fleet_server.start()
+        for kiosk, proc in procs.items():
+            assert proc.wait(timeout=600) == 0, logs[kiosk].read_text()[-3000:]
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert len(ended) < len(KIOSKS), "every sync ended before the server was killed"
+    _assert_fleet(fleet_server.uri, collection_name, outboxes, {kiosk: DOCS for kiosk in KIOSKS}, embedder)
+
+
 # ----------------------------------------------------------------------------- steps
 
 
