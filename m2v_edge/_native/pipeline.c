@@ -57,7 +57,10 @@ static int encode_normalized(const m2v_vocab *v, m2v_work *w, size_t first, int6
     return 0;
 }
 
-#define UNDER_LIMIT() ((int64_t)(out->len - first) < limit)
+/* Whether the ids given since `first` are still fewer than `limit`. */
+static inline int under_limit(const m2v_ids *out, size_t first, int64_t limit) {
+    return (int64_t)(out->len - first) < limit;
+}
 
 /* Bytes [start, end) of ASCII text through (Bert-like normalizer) + BertPreTokenizer + WordPiece in one pass. */
 static int ascii_span(const m2v_vocab *v, m2v_work *w, const uint8_t *text, size_t start, size_t end, size_t first,
@@ -65,7 +68,7 @@ static int ascii_span(const m2v_vocab *v, m2v_work *w, const uint8_t *text, size
     if (M2V_RESERVE(&w->arena, end - start)) return -1;
     uint8_t *word = w->arena.data;
     size_t length = 0;
-    for (size_t i = start; i < end && UNDER_LIMIT(); i++) {
+    for (size_t i = start; i < end && under_limit(out, first, limit); i++) {
         uint16_t c = v->ascii_map[text[i]];
         if (c >= 128) continue; /* deleted */
         uint8_t kind = v->ascii_class[c];
@@ -75,12 +78,12 @@ static int ascii_span(const m2v_vocab *v, m2v_work *w, const uint8_t *text, size
         }
         if (length && m2v_wordpiece(v, word, length, out)) return -1;
         length = 0;
-        if (kind == 2 && UNDER_LIMIT()) {
+        if (kind == 2 && under_limit(out, first, limit)) {
             uint8_t punctuation = (uint8_t)c;
             if (m2v_wordpiece(v, &punctuation, 1, out)) return -1;
         }
     }
-    if (length && UNDER_LIMIT() && m2v_wordpiece(v, word, length, out)) return -1;
+    if (length && under_limit(out, first, limit) && m2v_wordpiece(v, word, length, out)) return -1;
     return 0;
 }
 
@@ -91,7 +94,7 @@ static int ascii_span(const m2v_vocab *v, m2v_work *w, const uint8_t *text, size
 static int mixed_spans(const m2v_vocab *v, m2v_work *w, const uint8_t *text, size_t n, size_t first, int64_t limit,
                        m2v_ids *out) {
     size_t i = 0;
-    while (i < n && UNDER_LIMIT()) {
+    while (i < n && under_limit(out, first, limit)) {
         size_t start = i;
         int ascii = 1;
         for (; i < n; i++) {

@@ -39,7 +39,8 @@ WORDS = ["the", "Editor", "don", "t", "GNU", "x86", "libfoo", "e", "a", "<", "="
 MARKS = ["\u0301", "\u0308", "\u0338", "\u0327", "\u0323", "\u0345", "\u20d0", "\u3099", "\u094d"]
 INSIDE = ["\u201c", "\u201d", "\u2019", "\u2013", "\u2014", "\u00e9", "\u4e2d", "\u00ad", "\u200b", "\ufeff", "\x00",
           "\x01", "\x7f", "\u0600", "😀", "\u00a0"]
-SPACES = [" ", "  ", "\t", "\n", "\r\n", "\r", "\x0b", "\x0c", "\u00a0", "\u3000", "\u2028", "\x85", ""]
+SPACES = [" ", "  ", "\t", "\n", "\r\n", "\r", "\x0b", "\x0c", "\x1c", "\x1f", "\u00a0", "\u3000", "\u2028", "\x85", ""]
+"""Every kind of whitespace, and 0x1C-0x1F, which Python counts as whitespace and tokenizers does not."""
 
 
 def mixed_texts(count: int, seed: int) -> list[str]:

@@ -54,8 +54,10 @@ def test_other_paths_pool_single_texts_with_onnxruntime(tiny_models: TinyModels)
 
 
 def test_every_float16_value_is_read_exactly(tmp_path: Path) -> None:
-    """A float16 table row holding all 65,536 half values, pooled from one token: each comes out as numpy's
-    float16-to-float32 conversion gives it (subnormals, infinities and NaNs included)."""
+    """A float16 table row holding all 65,536 half values, pooled from one token: each finite value and each
+    infinity comes out as numpy's float16-to-float32 conversion gives it (subnormals included), each NaN as a NaN.
+    (The sum starts at +0.0, so -0.0 comes out as +0.0; the pooling widens to double, so NaN payloads are not
+    compared.)"""
     tokenizer = Tokenizer(models.WordPiece({"[UNK]": 0, "a": 1}, unk_token="[UNK]"))
     path = tmp_path / "tokenizer.m2v"
     path.write_bytes(compile_tokenizer(json.loads(tokenizer.to_str()), tokenizer, 2))
@@ -66,4 +68,4 @@ def test_every_float16_value_is_read_exactly(tmp_path: Path) -> None:
     out = np.empty(table.shape[1], dtype=np.float32)
     pooler.embed(native.NativeTokenizer(path, None)._core, "a", -1, out)
     expected = halves.astype(np.float32)
-    assert np.array_equal(out, expected, equal_nan=True)  # the sum starts at +0.0: -0.0 comes out as +0.0
+    assert np.array_equal(out, expected, equal_nan=True)
