@@ -270,10 +270,10 @@ class MilvusCollection:
                             entity.get(F_METADATA) or {}, str(entity.get(F_KIOSK, ""))))
         return hits
 
-    def read(self, fields: Sequence[str], *, kiosk_id: str | None = None, window: int = QUERY_WINDOW
-             ) -> list[dict[str, Any]]:
+    def read(self, fields: Sequence[str], *, kiosk_id: str | None = None, window: int = QUERY_WINDOW,
+             twice: set[str] | None = None) -> list[dict[str, Any]]:
         """Every row (of kiosk `kiosk_id` only, when given) with `fields` and its primary key, read with Strong
-        consistency.
+        consistency. A primary key found twice is added to `twice` when given, else raised as `MilvusSyncError`.
 
         Milvus returns at most `QUERY_WINDOW` rows per query and pymilvus's query iterator loses rows on Milvus
         2.3, so the primary keys are read by range: a range that fills a query is split at the median key it
@@ -293,8 +293,11 @@ class MilvusCollection:
                 self.name, filter=expression, output_fields=fields, limit=window, consistency_level="Strong",
                 timeout=self.timeout))
             keys = sorted(str(row[F_PK]) for row in rows)
-            if len(set(keys)) != len(keys):
-                raise self._duplicate(next(key for key, after in zip(keys, keys[1:]) if key == after))
+            repeated = {key for key, after in zip(keys, keys[1:]) if key == after}
+            if repeated and twice is None:
+                raise self._duplicate(min(repeated))
+            if repeated and twice is not None:
+                twice.update(repeated)
             if len(rows) < window:
                 found.update((str(row[F_PK]), row) for row in rows)
             else:
@@ -303,20 +306,21 @@ class MilvusCollection:
         return list(found.values())
 
     def _duplicate(self, key: str) -> MilvusSyncError:
-        """The error for a primary key the collection holds twice (Milvus before 2.4 keeps both rows of a key
-        written twice at once, as by two kiosks that share one kiosk id)."""
+        """The error for a primary key the collection holds twice (see `kiosk_digests`)."""
         kiosk = key.split(":", 1)[0]
         return MilvusSyncError(
-            f"collection {self.name!r} holds two rows with primary key {key!r} (kiosk {kiosk!r}): Milvus before 2.4 "
-            f"keeps both when two kiosks share the id {kiosk!r}. Delete that kiosk's duplicate rows (pymilvus: "
-            f"client.delete({self.name!r}, filter={f'{F_PK} == {json.dumps(key)}'!r})), give each kiosk its own "
-            "--kiosk-id, then run 'm2v-edge sync --reconcile' on the kiosk to send the document again"
+            f"collection {self.name!r} holds two rows with primary key {key!r}: run 'm2v-edge sync --reconcile' on "
+            f"kiosk {kiosk!r} (it writes the document again, which leaves one row), and give every kiosk its own "
+            "--kiosk-id (Milvus before 2.4 keeps both rows when two kiosks that share an id write one key at once)"
         )
 
     def kiosk_digests(self, kiosk_id: str) -> dict[str, str]:
-        """Kiosk `kiosk_id`'s document ids in the collection, each with the digest of what was sent."""
-        rows = self.read([F_DOC, F_DIGEST], kiosk_id=kiosk_id)
-        return {str(row[F_DOC]): str(row[F_DIGEST]) for row in rows}
+        """Kiosk `kiosk_id`'s document ids in the collection, each with the digest of what was sent; "" (matching
+        nothing, so the document is written again, which leaves one row) for one whose primary key Milvus holds
+        twice: after a Milvus Lite server was killed during an upsert, or two kiosks sharing an id on Milvus < 2.4."""
+        twice: set[str] = set()
+        rows = self.read([F_DOC, F_DIGEST], kiosk_id=kiosk_id, twice=twice)
+        return {str(row[F_DOC]): "" if str(row[F_PK]) in twice else str(row[F_DIGEST]) for row in rows}
 
     def fetch_vectors(self, *, kiosk_id: str | None = None) -> dict[tuple[str, str], np.ndarray]:
         """Every (kiosk id, document id) with its vector (for verification); raises when one appears twice."""
