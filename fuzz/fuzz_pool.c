@@ -54,11 +54,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         size_t n = (size_t)(end - p) / 2;
         int64_t *ids = malloc((n ? n : 1) * sizeof(int64_t));
         float *out = malloc(a.dim * sizeof(float));
-        if (ids == NULL || out == NULL) abort();
+        double *sum = malloc(a.dim * sizeof(double)); /* the caller's scratch, as module_pooler.c gives it */
+        if (ids == NULL || out == NULL || sum == NULL) abort();
         for (size_t i = 0; i < n; i++) ids[i] = (int16_t)read_le(p + 2 * i, 2);
-        (void)m2v_pool(&a, ids, n, out);
+        (void)m2v_pool(&a, ids, n, out, sum);
         free(ids);
         free(out);
+        free(sum);
     }
     free(table);
     free(scales);
