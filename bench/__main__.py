@@ -24,13 +24,11 @@ from bench.corpus import Corpus, load_corpus
 from bench.machine import load_average, machine_info
 from bench.nonascii import with_non_ascii
 from bench.systems import FASTEMBED, FASTEMBED_MODEL, FLOOR, IMPORTS, LAGHU, REFERENCE, build_lineup, edge_key
+from bench.paths import DEBIAN_DATA, POTION_MODEL, REPO
 
 ENVIRONMENT = dict(os.environ)
 """Python's view of the environment, passed explicitly to every child (see `bench.coldstart.run_child`)."""
-REPO = Path(__file__).resolve().parent.parent
-DEFAULT_DATA = REPO / "bench" / "data" / "debian-descriptions-public.jsonl"
 DEFAULT_MULTILINGUAL_DATA = REPO / "bench" / "data" / "debian-descriptions-multilingual-public.jsonl"
-DEFAULT_MODEL = REPO / "models" / "potion-base-8M"
 EXPORT_VARIANTS = ("fp32", "fp16", "int8")
 PROCESS_VARIANTS = ("int8", "fp32")
 SMOKE_TEXTS = 300
@@ -41,8 +39,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--smoke", action="store_true", help=f"{SMOKE_TEXTS} texts, one round, no figure asserted")
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="JSONL corpus with query and document fields")
-    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="the Model2Vec source folder")
+    parser.add_argument("--data", type=Path, default=DEBIAN_DATA, help="JSONL corpus with query and document fields")
+    parser.add_argument("--model", type=Path, default=POTION_MODEL, help="the Model2Vec source folder")
     parser.add_argument("--bundle", type=Path, help="an existing bundle to benchmark (default: export into a temp dir)")
     parser.add_argument("--repeat", type=int, help="rounds per figure (default 5; 1 with --smoke)")
     parser.add_argument("--limit", type=int, help="use the first N lines of the corpus (default: all)")

@@ -22,10 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from bench.corpus import load_corpus
+from bench.paths import DEBIAN_DATA, POTION_MODEL
 
-REPO = Path(__file__).resolve().parent.parent
-DEFAULT_DATA = REPO / "bench" / "data" / "debian-descriptions-public.jsonl"
-DEFAULT_MODEL = REPO / "models" / "potion-base-8M"
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -35,7 +33,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--variants", default="int8,fp32", help="comma-separated variants (default int8,fp32)")
     parser.add_argument("--callers", default="1,2,4,8", help="comma-separated caller thread counts (default 1,2,4,8)")
     parser.add_argument("--intra-op", type=int, help="onnxruntime intra-op threads (default: the device profile's)")
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="JSONL corpus with query and document fields")
+    parser.add_argument("--data", type=Path, default=DEBIAN_DATA, help="JSONL corpus with query and document fields")
     parser.add_argument("--texts", type=int, default=4000, help="texts per workload (default 4000)")
     parser.add_argument("--batch", type=int, default=64, help="texts per call in the batches workload (default 64)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per configuration, median kept (default 3)")
@@ -129,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if bundle is None:
             from m2v_edge.export import export_model
 
-            bundle = export_model(DEFAULT_MODEL, Path(scratch) / "bundle", variants=args.variants.split(","))
+            bundle = export_model(POTION_MODEL, Path(scratch) / "bundle", variants=args.variants.split(","))
         for variant in args.variants.split(","):
             embedder = EdgeEmbedder(bundle, variant=variant, threads=args.intra_op)
             intra_op = args.intra_op or embedder.profile.session.intra_op_threads

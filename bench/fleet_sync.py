@@ -22,7 +22,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from bench.paths import DEBIAN_DATA, POTION_MODEL, REPO
+
 sys.path.insert(0, str(REPO / "tests"))
 
 from sync.fleet import build_fleet, copies, raw_upsert, sync_all_at_once  # noqa: E402
@@ -30,8 +31,6 @@ from sync.servers import LiteServer, StandaloneServer  # noqa: E402
 
 from bench.machine import load_average  # noqa: E402
 
-DATA = REPO / "bench" / "data" / "debian-descriptions-public.jsonl"
-MODEL = REPO / "models" / "potion-base-8M"
 KIOSKS = [f"kiosk-{k}" for k in range(6)]
 
 
@@ -47,11 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     from m2v_edge.export import export_model
     from m2v_edge.runtime import EdgeEmbedder
 
-    texts = [json.loads(line)["document"] for line in DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
+    lines = DEBIAN_DATA.read_text(encoding="utf-8").splitlines()
+    texts = [json.loads(line)["document"] for line in lines if line.strip()]
     results: dict[str, object] = {"load_average_start": load_average(), "kiosks": len(KIOSKS), "docs": docs}
     with tempfile.TemporaryDirectory(prefix="m2v-edge-fleet-bench-") as scratch_name:
         scratch = Path(scratch_name)
-        embedder = EdgeEmbedder(export_model(MODEL, scratch / "bundle", variants=("fp32",)), variant="fp32")
+        embedder = EdgeEmbedder(export_model(POTION_MODEL, scratch / "bundle", variants=("fp32",)), variant="fp32")
         templates = build_fleet(scratch / "templates", embedder, KIOSKS, docs, texts)
         servers = [("milvus-lite server", LiteServer(scratch / "lite"))]
         if not args.smoke:

@@ -29,10 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from bench.machine import load_average
+from bench.paths import DEBIAN_DATA, POTION_MODEL
 
-REPO = Path(__file__).resolve().parent.parent
-DATA = REPO / "bench" / "data" / "debian-descriptions-public.jsonl"
-MODEL = REPO / "models" / "potion-base-8M"
 TARGET_MS = 20.0
 
 
@@ -48,12 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     from m2v_edge.export import export_model
     from m2v_edge.runtime import EdgeEmbedder
 
-    rows = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [json.loads(line) for line in DEBIAN_DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
     documents = [row["document"] for row in rows]
     queries = [row["query"] for row in rows][:queries_n]
     results: dict[str, object] = {"load_average_start": load_average(), "queries": queries_n, "sizes": {}}
     with tempfile.TemporaryDirectory(prefix="m2v-edge-offline-search-") as scratch:
-        bundle = export_model(MODEL, Path(scratch) / "bundle", variants=("fp32",))
+        bundle = export_model(POTION_MODEL, Path(scratch) / "bundle", variants=("fp32",))
         embedder = EdgeEmbedder(bundle, variant="fp32")
         vectors = embedder.encode(documents)
         for size in sizes:

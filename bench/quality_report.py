@@ -20,18 +20,16 @@ from typing import Any
 from bench import int4_designs, quality_markdown, variant_figures
 from bench.corpus import load_corpus
 from bench.machine import load_average, machine_info
+from bench.paths import DEBIAN_DATA, POTION_MODEL, REPO
 
-REPO = Path(__file__).resolve().parent.parent
-DEFAULT_DATA = REPO / "bench" / "data" / "debian-descriptions-public.jsonl"
-DEFAULT_MODEL = REPO / "models" / "potion-base-8M"
 TARGETS = {"int4_size": 0.15, "int4_ndcg": 0.01, "int8_ndcg": 0.002}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(prog="python -m bench.quality_report", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="JSONL corpus with query and document fields")
-    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="the Model2Vec source folder")
+    parser.add_argument("--data", type=Path, default=DEBIAN_DATA, help="JSONL corpus with query and document fields")
+    parser.add_argument("--model", type=Path, default=POTION_MODEL, help="the Model2Vec source folder")
     parser.add_argument("--repeat", type=int, default=3, help="throughput and design-timing rounds (default 3)")
     parser.add_argument("--limit", type=int, help="use the first N lines of the corpus (default: all)")
     parser.add_argument("--threads", type=int, help="onnxruntime threads (default: the device profile's)")

@@ -16,10 +16,8 @@ from pathlib import Path
 import requests
 
 from bench.serve_load import Server
+from bench.paths import DEBIAN_DATA, POTION_MODEL, REPO
 
-REPO = Path(__file__).resolve().parent.parent
-DATA = REPO / "bench" / "data" / "debian-descriptions-public.jsonl"
-MODEL = REPO / "models" / "potion-base-8M"
 DOCUMENTS = 2000
 
 
@@ -37,11 +35,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from m2v_edge.export import export_model
 
-    rows = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines()[:DOCUMENTS]]
+    rows = [json.loads(line) for line in DEBIAN_DATA.read_text(encoding="utf-8").splitlines()[:DOCUMENTS]]
     records = [{"id": r["package"], "text": r["document"], "metadata": {"title": r["query"], "package": r["package"]}}
                for r in rows]
     with tempfile.TemporaryDirectory() as scratch:
-        bundle = export_model(MODEL, Path(scratch) / "bundle", variants=("int8",))
+        bundle = export_model(POTION_MODEL, Path(scratch) / "bundle", variants=("int8",))
         server = Server("m2v_edge.cli", "serve", str(bundle), "--port", "0", "--outbox", f"{scratch}/kiosk.outbox")
         try:
             for start in range(0, DOCUMENTS, 500):

@@ -26,10 +26,8 @@ from typing import Any
 from bench.corpus import load_corpus
 from bench.machine import load_average, machine_info
 from bench.serve_load import Figures, Server, in_process, require_wrk, wrk
+from bench.paths import DEBIAN_DATA, POTION_MODEL, REPO
 
-REPO = Path(__file__).resolve().parent.parent
-DATA = REPO / "bench" / "data" / "debian-descriptions-public.jsonl"
-MODEL = REPO / "models" / "potion-base-8M"
 CLIENTS = (1, 4, 16, 64)
 SIZES = (1, 32)
 TARGET = 0.5
@@ -55,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as scratch:
         bundle = args.bundle or _export(Path(scratch))
         embedder = EdgeEmbedder(bundle, variant="int8")
-        queries = load_corpus(DATA).queries
+        queries = load_corpus(DEBIAN_DATA).queries
         calls = {1: queries[:REQUESTS], 32: [[queries[(i * 32 + j) % len(queries)] for j in range(32)]
                                              for i in range(REQUESTS)]}
         bodies = {size: [json.dumps({"input": call, "model": "potion-base-8M"}).encode() for call in calls[size]]
@@ -98,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
 def _export(folder: Path) -> Path:
     from m2v_edge.export import export_model
 
-    return export_model(MODEL, folder / "bundle", variants=("int8",))
+    return export_model(POTION_MODEL, folder / "bundle", variants=("int8",))
 
 
 def _median(figures: list[Figures]) -> dict[str, float]:
